@@ -1,0 +1,445 @@
+"""Tests for the ``vdgexport`` command line: every command, in-process or over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from io import StringIO
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+
+from vdgexport import (
+    DeviceProgress,
+    Export,
+    ExportStalled,
+    ExportStatus,
+    ExportVanished,
+    VanishReason,
+)
+from vdgexport._cli import main
+from vdgexport._cli_json import event_json, jsonable
+from vdgexport._cli_sim import SimControl
+from vdgexport._cli_view import Board, LiveView, PlainView, fmt_bandwidth, fmt_eta, make_view
+from vdgexport.testing import ManualClock, SenseSimulator
+
+from ._servers import Recorder, basic, serve
+
+FAST = ["--interval", "0.02"]
+TERMINAL_TYPES = {"ExportCompleted", "ExportRemoved", "ExportVanished"}
+
+
+@pytest.fixture(autouse=True)
+def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No inherited setting may make rich think captured output is a terminal."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "VDG_URL",
+                 "VDG_PASSWORD", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def sim() -> SenseSimulator:
+    return SenseSimulator(clock=ManualClock())
+
+
+@pytest.fixture
+def url(sim: SenseSimulator) -> Iterator[str]:
+    with serve(sim) as base:
+        yield base
+
+
+def fast_sim(speed: float = 100.0) -> SenseSimulator:
+    """A simulator whose clock runs ``speed`` times faster than real time."""
+    t0 = time.monotonic()
+    return SenseSimulator(clock=lambda: (time.monotonic() - t0) * speed)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = text.splitlines()
+    assert lines, "no output"
+    return [json.loads(line) for line in lines]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def test_demo_plain_output_has_no_escapes_and_ends_with_the_summary(
+        capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    assert main(["demo", "--speed", "200", "--backend", backend]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    lines = out.splitlines()
+    summary = lines[lines.index("Summary:"):]
+    assert summary[1].split() == ["export", "path", "devices", "progress", "outcome"]
+    outcomes = [line.split(None, 5)[-1] for line in summary[2:]]
+    assert outcomes == ["completed", "completed", "completed", "removed", "completed",
+                        "vanished (not found)"]
+    assert "demo: removing export 4" in lines
+    assert "demo: restarting the PluginManager (export ids are reset)" in lines
+
+
+def test_demo_json_is_events_with_every_outcome(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--speed", "200", "--json"]) == 0
+    events = json_lines(capsys.readouterr().out)
+    terminal = {e["export_id"]: e["type"] for e in events if e["type"] in TERMINAL_TYPES}
+    assert terminal == {"1": "ExportCompleted", "2": "ExportCompleted", "3": "ExportCompleted",
+                        "4": "ExportRemoved", "5": "ExportCompleted", "6": "ExportVanished"}
+
+
+def test_demo_on_a_terminal_draws_live_bars(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    assert main(["demo", "--speed", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" in out  # colours and cursor movement
+    assert "━" in out
+    assert "vanished (not found)" in out.rsplit("Summary", 1)[1]
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def test_status_json_lists_every_export(sim: SenseSimulator, url: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_export(devices=2, duration=60, path="D:\\a")
+    sim.add_export(duration=10)
+    sim.remove_export("2")
+    assert main(["status", "--url", url, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # one JSON document
+    assert doc["count"] == 2
+    first, second = doc["exports"]
+    assert (first["export_id"], first["path"], first["status"]) == ("1", "D:\\a", "SYNCING")
+    assert len(first["devices"]) == 2
+    assert first["devices"][0]["start_time"] == "2024-01-19T10:00:00+00:00"
+    assert second["status"] == "REMOVED"
+
+
+def test_status_of_one_export_as_json_and_as_text(sim: SenseSimulator, url: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    export_id = sim.add_export(duration=[10, 20], path="D:\\one")
+    assert main(["status", export_id, "--url", url, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["export_id"] == export_id
+    assert [d["status"] for d in doc["devices"]] == ["SYNCING", "SYNCING"]
+    assert main(["status", export_id, "--url", url]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "D:\\one" in out
+    assert out.count("SYNCING") == 3  # the export and its two devices
+
+
+def test_status_table_as_plain_text(sim: SenseSimulator, url: str,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_export(path="D:\\first")
+    assert main(["status", "--url", url]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert out.splitlines()[0] == "1 exports:"
+    assert out.splitlines()[2].split() == ["1", "SYNCING", "0.0%", "1", "8.0", "Mbit/s",
+                                           "D:\\first"]
+
+
+def test_status_of_an_unknown_export_is_an_error(url: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "99", "--url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("vdgexport: error: ExportNotFoundError: VDG Sense error -57")
+
+
+def test_vdg_url_stands_in_for_url(sim: SenseSimulator, url: str,
+                                   monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_export()
+    monkeypatch.setenv("VDG_URL", url)
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 1
+
+
+# -- watch ----------------------------------------------------------------------------------
+
+
+def test_watch_json_until_completed(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = fast_sim(100)
+    sim.add_export(devices=2, duration=40)
+    with serve(sim) as url:
+        code = main(["watch", "1", "--url", url, "--json", "--backend", backend, *FAST])
+    assert code == 0
+    events = json_lines(capsys.readouterr().out)
+    assert events[0]["type"] == "ExportStatusChanged"
+    assert events[0]["previous_status"] is None
+    assert events[-1]["type"] == "ExportCompleted"
+    assert all(e["type"] not in TERMINAL_TYPES for e in events[:-1])
+    progress = [e for e in events if e["type"] == "DeviceProgress"]
+    assert len(progress) > 4
+    assert {e["status"] for e in progress} <= {"SYNCING", "COMPLETED"}
+    for event in events:
+        assert datetime.fromisoformat(event["observed_at"]).tzinfo is not None
+    late = progress[-1]
+    assert set(late) == {"type", "export_id", "observed_at", "server_id", "device_id",
+                         "progress", "previous_progress", "status", "bandwidth_kbps", "rate",
+                         "eta"}
+    final = events[-1]["export"]
+    assert final["status"] == "COMPLETED"
+    assert final["progress"] == 100.0
+    assert [d["progress"] for d in final["devices"]] == [100.0, 100.0]
+
+
+def test_watch_removed_exits_3(sim: SenseSimulator, url: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_export(duration=0)  # completed at once
+    sim.add_export()
+    sim.remove_export("2")
+    assert main(["watch", "1", "2", "--url", url, "--json", *FAST]) == 3
+    events = json_lines(capsys.readouterr().out)
+    ends = {e["export_id"]: e["type"] for e in events if e["type"] in TERMINAL_TYPES}
+    assert ends == {"1": "ExportCompleted", "2": "ExportRemoved"}
+    assert events[-1]["type"] in TERMINAL_TYPES
+
+
+def test_watch_unknown_id_vanishes_and_exits_4(sim: SenseSimulator, url: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_export()
+    sim.remove_export("1")
+    assert main(["watch", "1", "77", "--url", url, "--json", *FAST]) == 4
+    events = json_lines(capsys.readouterr().out)
+    vanished = [e for e in events if e["type"] == "ExportVanished"]
+    assert vanished == [{"type": "ExportVanished", "export_id": "77", "reason": "not_found",
+                         "last_seen": None, "observed_at": vanished[0]["observed_at"]}]
+
+
+def test_watch_through_a_restart_vanishes(backend: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    sim = fast_sim(1)
+    sim.add_export(devices=3, duration=600)
+    recorder = Recorder(sim, restart_after=4)  # preflight, then 2 polls, then restart
+    with serve(recorder) as url:
+        code = main(["watch", "1", "--url", url, "--backend", backend, *FAST])
+    assert code == 4
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    lines = out.splitlines()
+    assert lines[0].startswith("export 1: SYNCING (D:\\Exports\\export_1, 3 devices, ")
+    assert "export 1: vanished (not found)" in lines
+    summary = lines[lines.index("Summary:"):]
+    assert summary[-1].split()[-3:] == ["vanished", "(not", "found)"]
+
+
+def test_watch_refused_connection_is_a_one_line_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    assert main(["watch", "1", "--url", url, *FAST]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("vdgexport: error: TransportError")
+    assert main(["status", "--url", url, "--json", *FAST]) == 1
+    assert capsys.readouterr().err.startswith("vdgexport: error: TransportError")
+
+
+def test_user_password_comes_from_the_environment(
+        sim: SenseSimulator, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sim.add_export(duration=0)
+    secret = "s3cret-Pa55"
+    monkeypatch.setenv("VDG_PASSWORD", secret)
+    monkeypatch.setattr("getpass.getpass", pytest.fail)  # never asked
+    recorder = Recorder(sim)
+    with serve(recorder) as url:
+        assert main(["watch", "1", "--url", url, "--user", "op", *FAST]) == 0
+        assert main(["status", "--url", url, "--user", "op", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+    assert recorder.authorizations
+    assert set(recorder.authorizations) == {basic("op", secret)}
+
+
+def test_user_password_is_asked_for_when_not_in_the_environment(
+        sim: SenseSimulator, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    prompts: list[str] = []
+
+    def getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return "typed"
+
+    monkeypatch.setattr("getpass.getpass", getpass)
+    recorder = Recorder(sim)
+    with serve(recorder) as url:
+        assert main(["status", "--url", url, "--user", "op", "--json"]) == 0
+    assert prompts == ["Password for op: "]
+    assert recorder.authorizations == [basic("op", "typed")]
+    assert "typed" not in capsys.readouterr().out
+
+
+# -- usage ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["bogus"],
+    ["watch"],
+    ["watch", "1"],  # no --url and no VDG_URL
+    ["status", "--url", "http://x", "--password", "p"],
+    ["demo", "--speed", "0"],
+    ["watch", "1", "--url", "http://x", "--interval", "nan"],
+    ["simulate", "--port", "-1"],
+    ["--json", "status", "--url", "http://x"],  # options come after the subcommand
+])
+def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "error" in captured.err
+
+
+def test_help_names_the_control_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "VDG_PASSWORD" in capsys.readouterr().out
+    assert main(["simulate", "--help"]) == 0
+    assert "POST /_sim/restart" in capsys.readouterr().out
+
+
+def test_without_the_cli_extra_it_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
+    assert main(["demo"]) == 1
+    assert "pip install 'vdgexport[cli]'" in capsys.readouterr().err
+
+
+def test_vdgexport_imports_without_the_cli_extra() -> None:
+    # (httpx itself imports rich when it is installed, so block it rather than look for it.)
+    code = ("import sys; sys.modules['rich'] = sys.modules['uvicorn'] = None; "
+            "import vdgexport, vdgexport._cli; sys.exit(vdgexport._cli.main(['demo']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 1
+    assert done.stderr == ("vdgexport: the command line needs its extra packages: "
+                           "pip install 'vdgexport[cli]'\n")
+
+
+# -- simulate -------------------------------------------------------------------------------
+
+
+async def test_control_endpoint() -> None:
+    sim = SenseSimulator(clock=ManualClock())
+    sim.add_export()
+    transport = httpx.ASGITransport(app=SimControl(sim))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
+        assert (await http.post("/_sim/add", params={"devices": 2})).text == "2\n"
+        assert (await http.post("/_sim/remove", params={"exportid": "1"})).status_code == 200
+        assert (await http.post("/_sim/remove", params={"exportid": "9"})).status_code == 404
+        assert (await http.get("/_sim/restart")).status_code == 405
+        assert (await http.post("/_sim/nope")).status_code == 404
+        assert (await http.post("/_sim/add", params={"devices": "x"})).status_code == 400
+        assert (await http.get("/_sim")).text.startswith("1 REMOVED\n2 SYNCING\n")
+        assert (await http.post("/_sim/restart")).status_code == 200
+        assert sim.export_ids() == []
+        response = await http.get("/command", params={"command": "getExportVideoStatus"})
+        assert b'<exports count="0">' in response.content
+
+
+def test_simulate_serves_over_loopback_and_restarts_on_request() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vdgexport", "simulate", "--port", "0", "--exports", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout or ():
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        first = lines.get(timeout=20)
+        assert first.startswith("vdgexport simulator at http://127.0.0.1:")
+        url = first.split()[3]
+        status = {"command": "getExportVideoStatus"}
+        with httpx.Client(base_url=url, timeout=5) as http:
+            assert b'<exports count="3">' in http.get("/command", params=status).content
+            assert http.post("/_sim/remove", params={"exportid": "2"}).status_code == 200
+            assert "2 REMOVED" in http.get("/_sim").text
+            assert http.post("/_sim/restart").status_code == 200
+            gone = http.get("/command", params={**status, "exportid": "1"})
+            assert b'errorcode="-57"' in gone.content
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        reader.join(timeout=10)
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+# -- pieces ---------------------------------------------------------------------------------
+
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+EXPORT = Export("7", "D:\\x", ExportStatus.SYNCING, 512.0, ())
+
+
+def test_events_as_json() -> None:
+    stalled = ExportStalled("7", NOW, timedelta(seconds=90), EXPORT)
+    assert event_json(stalled) == {
+        "type": "ExportStalled", "export_id": "7", "observed_at": "2026-01-01T12:00:00+00:00",
+        "stalled_for": 90.0, "export": {"export_id": "7", "path": "D:\\x",
+                                        "status": "SYNCING", "bandwidth_kbps": 512.0,
+                                        "devices": [], "raw_status": "", "progress": 0.0}}
+    vanished = ExportVanished("7", NOW, VanishReason.REPLACED, None)
+    assert event_json(vanished)["reason"] == "replaced"
+    json.dumps(event_json(DeviceProgress("7", NOW, "s", "d", 5.0, None, ExportStatus.SYNCING,
+                                         None, 0.5, timedelta(seconds=190))))
+    with pytest.raises(TypeError):
+        jsonable(object())
+
+
+def test_formats() -> None:
+    assert fmt_eta(None) == "-"
+    assert fmt_eta(timedelta(seconds=75)) == "1:15"
+    assert fmt_eta(timedelta(hours=2, seconds=5)) == "2:00:05"
+    assert fmt_bandwidth(None) == "-"
+    assert fmt_bandwidth(512) == "512 kbit/s"
+    assert fmt_bandwidth(16000) == "16.0 Mbit/s"
+
+
+def test_view_follows_the_output() -> None:
+    board = Board(["7"])
+    plain = Console(file=StringIO(), force_terminal=False)
+    tty = Console(file=StringIO(), force_terminal=True, width=100)
+    assert type(make_view(plain, board, json=False)) is PlainView
+    assert type(make_view(tty, board, json=False)) is LiveView
+    view = make_view(plain, board, json=False)
+    view.on_event(ExportStalled("7", NOW, timedelta(seconds=90), EXPORT))
+    assert isinstance(plain.file, StringIO)
+    assert plain.file.getvalue() == "export 7: stalled for 1:30\n"
+    tty.print(board)
+    assert "stalled" in tty.file.getvalue()  # type: ignore[attr-defined]

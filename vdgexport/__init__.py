@@ -1,0 +1,73 @@
+"""vdgexport: watch video exports on VDG Sense servers, async (asyncio and trio).
+
+Example:
+    ```python
+    import vdgexport
+
+    async with vdgexport.Client("http://vdg.example", auth=("user", "secret")) as client:
+        async for event in client.watch(42):
+            print(event)
+    ```
+"""
+
+from ._client import DEFAULT_MAX_RESPONSE_BYTES, Client
+from ._events import (
+    DeviceProgress,
+    ExportCompleted,
+    ExportRecovered,
+    ExportRemoved,
+    ExportStalled,
+    ExportStatusChanged,
+    ExportVanished,
+    TerminalEvent,
+    VanishReason,
+    WatchEvent,
+)
+from ._exceptions import (
+    ApiError,
+    AuthenticationError,
+    ExportFailedError,
+    ExportNotFoundError,
+    ExportRemovedError,
+    ExportVanishedError,
+    HTTPStatusError,
+    ProtocolError,
+    TransportError,
+    VdgError,
+)
+from ._models import DeviceExport, Export, ExportId, ExportList, ExportStatus
+from ._watch import Watch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "ApiError",
+    "AuthenticationError",
+    "Client",
+    "DeviceExport",
+    "DeviceProgress",
+    "Export",
+    "ExportCompleted",
+    "ExportFailedError",
+    "ExportId",
+    "ExportList",
+    "ExportNotFoundError",
+    "ExportRecovered",
+    "ExportRemoved",
+    "ExportRemovedError",
+    "ExportStalled",
+    "ExportStatus",
+    "ExportStatusChanged",
+    "ExportVanished",
+    "ExportVanishedError",
+    "HTTPStatusError",
+    "ProtocolError",
+    "TerminalEvent",
+    "TransportError",
+    "VanishReason",
+    "VdgError",
+    "Watch",
+    "WatchEvent",
+    "__version__",
+]

@@ -1,0 +1,104 @@
+"""``vdgexport demo``: the simulator in-process, watched through the public API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+import httpx
+from rich.console import Console
+
+from ._cli import run_watches
+from ._cli_view import Board, View, make_view
+from ._client import Client
+from ._events import TERMINAL_TYPES, WatchEvent
+from .testing import SenseSimulator
+
+__all__ = ["DEMO_EXPORTS", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoExport:
+    """One export of the demo; durations and ``pending`` are in simulated seconds."""
+
+    path: str
+    durations: tuple[float, ...]
+    bandwidth_kbps: float = 8000.0
+    pending: float = 0.0
+    fate: str = "completes"  # or "removed" / "vanishes"
+
+
+DEMO_EXPORTS = (
+    DemoExport("D:\\Exports\\lobby", (30,), 4000),
+    DemoExport("D:\\Exports\\parking", (40, 60, 80), 16000),
+    DemoExport("D:\\Exports\\loading-dock", (50, 50), 8000, pending=15),
+    DemoExport("D:\\Exports\\gate", (150, 300, 450, 600), 12000, fate="removed"),
+    DemoExport("D:\\Exports\\warehouse", (20, 35, 50, 65, 80, 100), 24000),
+    DemoExport("D:\\Exports\\archive", (300, 900), 2000, fate="vanishes"),
+)
+#: Simulated seconds at which the demo removes an export, and restarts the PluginManager
+#: (not before every export that should complete has completed).
+REMOVE_AT, RESTART_AT = 50.0, 110.0
+
+
+async def run_demo(console: Console, speed: float, json: bool) -> int:
+    """Run the demo at ``speed`` simulated seconds per real second; return 0."""
+    t0 = time.monotonic()
+
+    def clock() -> float:
+        return (time.monotonic() - t0) * speed
+
+    sim = SenseSimulator(clock=clock)
+    ids = [sim.add_export(duration=e.durations, path=e.path, bandwidth_kbps=e.bandwidth_kbps,
+                          pending=e.pending) for e in DEMO_EXPORTS]
+    fates = {i: e.fate for i, e in zip(ids, DEMO_EXPORTS, strict=True)}
+    board = Board(ids, title=f"vdgexport demo: simulated VDG Sense at {speed:g}x speed")
+    view = make_view(console, board, json=json)
+    director = _Director(sim, clock, speed, fates, view)
+    poll = min(0.2, max(0.01, 2.0 / speed))
+    async with Client("http://simulator", transport=httpx.ASGITransport(app=sim),
+                      poll_interval=poll, max_poll_interval=poll * 2) as client:
+        with view:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(director.run)
+                await run_watches(client, ids, view, observe=director.observe)
+                tasks.cancel_scope.cancel()
+    view.summary()
+    return 0
+
+
+class _Director:
+    """Removes one export mid-way, then restarts the PluginManager so another vanishes."""
+
+    def __init__(self, sim: SenseSimulator, clock: Callable[[], float], speed: float,
+                 fates: dict[str, str], view: View) -> None:
+        self.sim, self.clock, self.speed, self.view = sim, clock, speed, view
+        self.fates = fates
+        self.seen = {i: anyio.Event() for i in fates}
+        self.ended = {i: anyio.Event() for i in fates}
+
+    def observe(self, event: WatchEvent) -> None:
+        """Note which exports have been seen, and which have ended."""
+        self.seen[event.export_id].set()
+        if isinstance(event, TERMINAL_TYPES):
+            self.ended[event.export_id].set()
+
+    async def _until(self, simulated: float) -> None:
+        await anyio.sleep(max(0.0, (simulated - self.clock()) / self.speed))
+
+    async def run(self) -> None:
+        """The script: remove at `REMOVE_AT`, restart at `RESTART_AT`."""
+        for export_id, fate in self.fates.items():
+            if fate == "removed":
+                await self._until(REMOVE_AT)
+                await self.seen[export_id].wait()
+                self.view.note(f"demo: removing export {export_id}")
+                self.sim.remove_export(export_id)
+        await self._until(RESTART_AT)
+        for export_id, fate in self.fates.items():
+            if fate == "completes":
+                await self.ended[export_id].wait()
+        self.view.note("demo: restarting the PluginManager (export ids are reset)")
+        self.sim.restart()

@@ -1,0 +1,225 @@
+"""`Client`: the one object a user makes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+
+from ._events import ExportCompleted, ExportRemoved, ExportVanished
+from ._exceptions import ExportRemovedError, ExportVanishedError
+from ._models import Export, ExportId, ExportList
+from ._parse import parse_export, parse_export_list
+from ._poller import Poller
+from ._transport import HttpTransport, retrying
+from ._watch import Watch
+
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Client"]
+
+#: Default cap on the size of one answer: 16 MiB (about 12,000 exports of 4 devices).
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_STATUS = "getExportVideoStatus"
+_T = TypeVar("_T")
+
+
+class Client:
+    """An async client of one VDG Sense server's SensePluginManager.
+
+    Args:
+        base_url: ``http://server[:port]``, with the path prefix of a reverse proxy if any;
+            requests go to ``{base_url}/command``.
+        auth: an `httpx.Auth` (e.g. `SessionAuth`), or a ``(username, password)`` pair for
+            HTTP Basic authentication.
+        timeout: seconds one request may take in all (connect, send, wait and read).
+        poll_interval: the fastest pace of watches, in seconds, and the first step of the
+            backoff after a failure.
+        max_poll_interval: the slowest pace, reached while nothing changes.
+        outage_timeout: how long a watch rides through consecutive failures before it raises
+            the last error; ``None`` rides forever.
+        max_response_bytes: answers larger than this are refused with `ProtocolError`; the
+            rest of such a body is never read.
+        stall_after: seconds without progress after which a watch yields `ExportStalled`;
+            ``None`` (the default) never does.
+        transport: any `httpx.AsyncBaseTransport`, e.g. ``httpx.ASGITransport(app=simulator)``.
+        clock: the monotonic time source (seconds) of rates, ETAs and stall detection; tests
+            pass the simulator's `ManualClock`. Polling itself always runs in real time.
+
+    Watching needs ``async with``: the client owns the task that polls. One-shot calls
+    (`list_exports`, `get_export`) also work on a client that was never entered, until
+    `aclose`. A closed client raises `RuntimeError` when used.
+
+    Example:
+        ```python
+        async with vdgexport.Client("http://vdg.example", auth=("user", "secret")) as client:
+            exports = await client.list_exports()
+            final = await client.wait_for_completion(42, timeout=600)
+        ```
+    """
+
+    def __init__(self, base_url: str, *, auth: httpx.Auth | tuple[str, str] | None = None,
+                 timeout: float = 10.0, poll_interval: float = 1.0,
+                 max_poll_interval: float = 10.0, outage_timeout: float | None = 300.0,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 stall_after: float | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        if poll_interval <= 0 or max_poll_interval <= 0:
+            raise ValueError("poll intervals must be positive")
+        self._http = httpx.AsyncClient(auth=_auth(auth), transport=transport,
+                                       timeout=timeout, follow_redirects=False)
+        self._io = HttpTransport(self._http, base_url, timeout=timeout,
+                                 max_bytes=max_response_bytes)
+        self._poll = (poll_interval, max(poll_interval, max_poll_interval))
+        self._poller = Poller(fetch_one=self._fetch_one, fetch_list=self._fetch_list,
+                              spawn=self._spawn, poll_interval=poll_interval,
+                              max_poll_interval=max_poll_interval,
+                              outage_timeout=outage_timeout, stall_after=stall_after,
+                              clock=clock or time.monotonic)
+        self._stack: AsyncExitStack | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._last_body: tuple[bytes, ExportList] | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"watching={self._poller.watched}"
+        return f"<Client {self._io.safe_base_url!r} {state}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        self._check_open()
+        if self._stack is not None:
+            raise RuntimeError("a Client can be entered only once")
+        async with AsyncExitStack() as stack:
+            self._tasks = await stack.enter_async_context(anyio.create_task_group())
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Stop polling, end open watches with `RuntimeError`, close the connections.
+
+        May be called from any task, also inside the ``async with`` block while watches
+        run; idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        await self._poller.aclose()
+        with anyio.CancelScope(shield=True):
+            await self._http.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the Client is closed")
+
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._tasks is None:
+            raise RuntimeError("watching needs the client entered: `async with Client(...)`")
+        self._tasks.start_soon(fn, name="vdgexport poller")
+
+    # -- one-shot calls ------------------------------------------------------------------
+
+    async def list_exports(self) -> ExportList:
+        """Every export the server reports (retried on transient failures).
+
+        Example:
+            ```python
+            for export in await client.list_exports():
+                print(export.export_id, export.status.value, f"{export.progress:.0f}%")
+            ```
+        """
+        return await self._retrying(self._fetch_list)
+
+    async def get_export(self, export_id: ExportId) -> Export:
+        """The export with this id; `ExportNotFoundError` if the server answers -57."""
+        async def fetch() -> Export:
+            return await self._fetch_one(str(export_id))
+
+        return await self._retrying(fetch)
+
+    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        self._check_open()
+        return await retrying(call, base=self._poll[0], cap=self._poll[1])
+
+    async def _fetch_list(self) -> ExportList:
+        """One whole-list request; a byte-identical body gives the same `ExportList` object."""
+        body = await self._command(_STATUS)
+        last = self._last_body
+        if last is not None and last[0] == body:
+            return last[1]
+        exports = parse_export_list(body)
+        self._last_body = (body, exports)
+        return exports
+
+    async def _fetch_one(self, export_id: str) -> Export:
+        return parse_export(await self._command(_STATUS, exportid=export_id), export_id)
+
+    async def _command(self, command: str, **params: str) -> bytes:
+        self._check_open()
+        return await self._io.request("GET", "command", {"command": command, **params})
+
+    # -- watching ------------------------------------------------------------------------
+
+    def watch(self, export_id: ExportId, *, resume: dict[str, Any] | None = None) -> Watch:
+        """Watch one export: an async iterator of `WatchEvent`, ending after a terminal one.
+
+        Any number of watches share one request per poll. ``resume`` takes a
+        `Watch.checkpoint` to go on from it. See `Watch` for the details.
+
+        Example:
+            ```python
+            async with client.watch(42) as events:
+                async for event in events:
+                    print(event)
+            ```
+        """
+        self._check_open()
+        return Watch(self._poller, str(export_id), resume)
+
+    async def wait_for_completion(self, export_id: ExportId, *,
+                                  timeout: float | None = None) -> Export:  # noqa: ASYNC109
+        """Wait until the export completes and return it.
+
+        Raises:
+            ExportRemovedError: the export was removed first (``.event`` is `ExportRemoved`).
+            ExportVanishedError: the id vanished (``.event`` is `ExportVanished`).
+            TimeoutError: ``timeout`` seconds passed first.
+            VdgError: the watch could not go on (see `Watch`).
+
+        Example:
+            ```python
+            try:
+                export = await client.wait_for_completion(42, timeout=600)
+            except vdgexport.ExportFailedError as exc:
+                print("no export:", exc.event)
+            ```
+        """
+        with anyio.fail_after(timeout):
+            async with self.watch(export_id) as events:
+                async for event in events:
+                    if isinstance(event, ExportCompleted):
+                        return event.export
+                    if isinstance(event, ExportRemoved):
+                        raise ExportRemovedError(f"export {export_id!r} was removed", event)
+                    if isinstance(event, ExportVanished):
+                        raise ExportVanishedError(
+                            f"export {export_id!r} vanished ({event.reason.value})", event)
+        raise RuntimeError("the watch ended without a terminal event")  # pragma: no cover
+
+
+def _auth(auth: httpx.Auth | tuple[str, str] | None) -> httpx.Auth | None:
+    if isinstance(auth, tuple):
+        return httpx.BasicAuth(*auth)
+    return auth

@@ -1,0 +1,278 @@
+"""The poller: one task per client, one request per tick, whatever the number of watches."""
+
+from __future__ import annotations
+
+import logging
+import random
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._diff import Baseline, Tracker
+from ._events import TERMINAL_TYPES, ExportVanished, VanishReason, WatchEvent
+from ._exceptions import ExportNotFoundError, VdgError
+from ._models import Export, ExportList
+from ._transport import backoff, is_transient
+
+if TYPE_CHECKING:
+    from ._watch import Watch
+
+__all__ = ["Poller"]
+
+logger = logging.getLogger("vdgexport")
+
+#: What one extra request costs, counted in exports parsed: the whole list is fetched when
+#: it is expected to cost less than one request per watched id.
+REQUEST_COST = 50
+#: The pace stretches by a random factor in this range after each tick without change.
+STRETCH = (1.25, 1.75)
+
+FetchOne = Callable[[str], Awaitable[Export]]
+FetchList = Callable[[], Awaitable[ExportList]]
+Ref = weakref.ref["Watch"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    tracker: Tracker
+    subs: dict[Ref, None] = field(default_factory=dict)
+    fresh: dict[Ref, None] = field(default_factory=dict)
+    last: Export | None = None
+
+
+class Poller:
+    """Serves every watch of a client from one task and one request per tick.
+
+    It is handed what it needs (fetch functions, a way to start its task, a clock) and
+    imports nothing of the client. It runs only while some watch is open.
+    """
+
+    def __init__(self, *, fetch_one: FetchOne, fetch_list: FetchList,
+                 spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], None],
+                 poll_interval: float, max_poll_interval: float,
+                 outage_timeout: float | None, stall_after: float | None,
+                 clock: Callable[[], float]) -> None:
+        self._fetch_one, self._fetch_list, self._spawn = fetch_one, fetch_list, spawn
+        self._min, self._max = poll_interval, max(poll_interval, max_poll_interval)
+        self._outage_timeout, self._stall_after, self._clock = outage_timeout, stall_after, clock
+        self._entries: dict[str, _Entry] = {}
+        self._interval = poll_interval
+        self._failures = 0
+        self._outage_since: float | None = None
+        self._list_size: int | None = None
+        self._last_list: ExportList | None = None
+        self._wake = anyio.Event()
+        self._stopped = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._running = False
+        self._closed = False
+
+    @property
+    def watched(self) -> int:
+        """How many export ids are being polled."""
+        return len(self._entries)
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def subscribe(self, watch: Watch) -> None:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        if not self._running:
+            self._stopped = anyio.Event()
+            self._spawn(self._run)  # raises if the client cannot own a task
+            self._running = True
+        entry = self._entries.get(watch.export_id)
+        if entry is None:
+            entry = self._entries[watch.export_id] = _Entry(
+                Tracker(watch.export_id, self._stall_after, last_move=self._clock()))
+        entry.fresh[weakref.ref(watch, self._collected)] = None
+        self._wake.set()
+
+    def unsubscribe(self, watch: Watch) -> None:
+        entry = self._entries.get(watch.export_id)
+        if entry is not None:
+            ref: Ref = weakref.ref(watch)
+            entry.subs.pop(ref, None)
+            entry.fresh.pop(ref, None)
+            self._prune(watch.export_id, entry)
+
+    def _collected(self, ref: Ref) -> None:
+        for export_id, entry in list(self._entries.items()):
+            if entry.subs.pop(ref, 0) is None or entry.fresh.pop(ref, 0) is None:
+                self._prune(export_id, entry)
+                return
+
+    def _prune(self, export_id: str, entry: _Entry) -> None:
+        if not entry.subs and not entry.fresh and self._entries.get(export_id) is entry:
+            del self._entries[export_id]
+            if not self._entries:
+                self._wake.set()
+
+    async def aclose(self) -> None:
+        """Stop polling, wait for the task to end, and end every open watch with an error."""
+        self._closed = True
+        if self._scope is not None:
+            self._scope.cancel()
+        if self._running:
+            with anyio.CancelScope(shield=True):
+                await self._stopped.wait()
+        self._fail_all(RuntimeError("the client was closed while this export was watched"))
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            with anyio.CancelScope() as self._scope:
+                while self._entries and not self._closed:
+                    self._wake = anyio.Event()
+                    delay = await self._tick_safely()
+                    if not self._entries:
+                        break
+                    with anyio.move_on_after(delay):
+                        await self._wake.wait()
+        finally:
+            self._running = False
+            self._scope = None
+            self._stopped.set()
+
+    async def _tick_safely(self) -> float:
+        try:
+            changed = await self._tick()
+        except VdgError as exc:
+            return self._failed(exc)
+        except Exception as exc:  # a bug must not kill the client's task group
+            logger.exception("watch poller failed")
+            self._fail_all(exc)
+            return self._min
+        self._failures, self._outage_since = 0, None
+        if changed:
+            self._interval = self._min
+        else:
+            self._interval = min(self._max, self._interval * random.uniform(*STRETCH))
+        return self._interval
+
+    def _failed(self, exc: VdgError) -> float:
+        if not is_transient(exc):
+            logger.warning("watch failed permanently: %s", exc)
+            self._fail_all(exc)
+            return self._min
+        now = anyio.current_time()
+        if self._outage_since is None:
+            self._outage_since = now
+        self._failures += 1
+        limit = self._outage_timeout
+        if limit is not None and now - self._outage_since >= limit:
+            logger.warning("outage longer than %g s: %s", limit, exc)
+            self._fail_all(exc)
+            self._failures, self._outage_since = 0, None
+            return self._min
+        logger.info("poll failed (%s); backing off", exc)
+        return backoff(self._failures, self._min, self._max, exc)
+
+    def _fail_all(self, exc: BaseException, ids: list[str] | None = None) -> None:
+        for export_id in list(self._entries) if ids is None else ids:
+            entry = self._entries.pop(export_id, None)
+            if entry is None:
+                continue
+            for ref in (*entry.subs, *entry.fresh):
+                watch = ref()
+                if watch is not None:
+                    watch.fail(exc)
+
+    async def _tick(self) -> bool:
+        ids = list(self._entries)
+        results: dict[str, Export | None] = {}
+        if self._use_list(len(ids)):
+            exports = await self._fetch_list()
+            self._list_size = len(exports)
+            if exports is self._last_list and not any(e.fresh for e in self._entries.values()):
+                return self._stall_checks()
+            self._last_list = exports
+            for export_id in ids:
+                found = exports.get(export_id)
+                results[export_id] = found if found is not None else await self._one(export_id)
+        else:
+            for export_id in ids:
+                results[export_id] = await self._one(export_id)
+        at, now = datetime.now(timezone.utc), self._clock()
+        changed = False
+        for export_id, export in results.items():
+            entry = self._entries.get(export_id)
+            if entry is not None:
+                changed |= self._apply(export_id, entry, export, at, now)
+        return changed
+
+    def _use_list(self, watched: int) -> bool:
+        if watched < 2:
+            return False
+        size = self._list_size
+        return size is None or size <= REQUEST_COST * (watched - 1) + watched
+
+    async def _one(self, export_id: str) -> Export | None:
+        try:
+            return await self._fetch_one(export_id)
+        except ExportNotFoundError:
+            return None
+        except VdgError as exc:
+            if is_transient(exc):
+                raise
+            self._fail_all(exc, [export_id])  # e.g. an API error about this id alone
+            return None
+
+    def _stall_checks(self) -> bool:
+        if self._stall_after is None:
+            return False
+        at, now = datetime.now(timezone.utc), self._clock()
+        for export_id, entry in list(self._entries.items()):
+            if entry.last is not None:
+                self._send(export_id, entry, entry.subs,
+                           entry.tracker.stall_events(False, entry.last, at, now))
+        return False
+
+    def _apply(self, export_id: str, entry: _Entry, export: Export | None, at: datetime,
+               now: float) -> bool:
+        tracker = entry.tracker
+        if export is None:
+            last = None if tracker.last is None else tracker.last.export
+            for refs in (entry.subs, entry.fresh):
+                self._send(export_id, entry, refs,
+                           [ExportVanished(export_id, at, VanishReason.NOT_FOUND, last)])
+            return True
+        same = entry.last is not None and entry.last == export
+        if same and not entry.fresh:
+            self._send(export_id, entry, entry.subs, tracker.stall_events(False, export, at, now))
+            return False
+        estimates = tracker.observe(export, now)
+        if not same and tracker.last is not None:
+            shared = tracker.events(tracker.last, export, at, now, estimates)
+            stall = tracker.stall_events(True, export, at, now)
+            self._send(export_id, entry, entry.subs, stall + shared)
+        fresh, entry.fresh = entry.fresh, {}
+        for ref in fresh:
+            watch = ref()
+            if watch is not None:
+                events = tracker.events(watch._baseline, export, at, now, estimates)
+                entry.subs[ref] = None
+                self._send(export_id, entry, {ref: None}, events)
+        if not same:
+            tracker.last, entry.last = Baseline.of(export), export
+        return True
+
+    def _send(self, export_id: str, entry: _Entry, refs: dict[Ref, None],
+              events: list[WatchEvent]) -> None:
+        if not events:
+            return
+        ended = isinstance(events[-1], TERMINAL_TYPES)
+        for ref in list(refs):
+            watch = ref()
+            if watch is not None:
+                watch.deliver(events)
+            if ended:
+                entry.subs.pop(ref, None)
+                entry.fresh.pop(ref, None)
+        if ended:
+            self._prune(export_id, entry)

@@ -1,0 +1,224 @@
+"""HTTP for the SensePluginManager: one request, a size cap, typed errors, and retries."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TypeVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+import tenacity
+
+from ._exceptions import (
+    ApiError,
+    AuthenticationError,
+    HTTPStatusError,
+    ProtocolError,
+    TransportError,
+)
+
+__all__ = [
+    "ATTEMPTS",
+    "MAX_RETRY_AFTER",
+    "HttpTransport",
+    "backoff",
+    "is_transient",
+    "query",
+    "retry_after",
+    "retrying",
+]
+
+logger = logging.getLogger("vdgexport")
+
+#: Longest ``Retry-After`` honoured, in seconds; a longer one is capped to this.
+MAX_RETRY_AFTER = 30.0
+#: Statuses that a retry may heal.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Attempts of a one-shot call (``list_exports``, ``get_export``) before it raises.
+ATTEMPTS = 3
+_T = TypeVar("_T")
+#: Chunks read at most after closing an abandoned body (a closed connection yields none).
+_DRAIN_CHUNKS = 4
+
+
+class _RetryableStatus(HTTPStatusError):
+    """A transient non-2xx answer, with the server's ``Retry-After`` (seconds) if any."""
+
+    def __init__(self, message: str, *, status_code: int, retry_after: float | None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+def query(params: Mapping[str, str]) -> str:
+    """Percent-encode every value completely (``&``, ``<``, ``>``, space as ``%20``).
+
+    The vendor asks for the whole value to be URL-encoded; ``+`` for a space is a form
+    convention the server is not documented to understand, so it is never used.
+    """
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+
+
+class HttpTransport:
+    """GETs and POSTs to ``{base_url}/{path}`` returning the body, or raising a typed error.
+
+    One attempt per call: no retries here (see `retrying`). Every call is bounded by
+    ``timeout`` seconds as a whole, whatever the transport (``httpx.ASGITransport`` ignores
+    httpx's own timeouts), and a body is read only up to ``max_bytes``.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, *, timeout: float,
+                 max_bytes: int) -> None:
+        self._http = http
+        url = httpx.URL(base_url)
+        self._base = str(url.copy_with(query=None, fragment=None)).rstrip("/")
+        self._safe_base = str(url.copy_with(username=None, password=None, query=None,
+                                            fragment=None)).rstrip("/")
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+
+    @property
+    def safe_base_url(self) -> str:
+        """The base URL without credentials: what logs and errors show."""
+        return self._safe_base
+
+    async def request(self, method: str, path: str, params: Mapping[str, str] | None = None,
+                      *, content: bytes | None = None) -> bytes:
+        """One request; the body of a 2xx answer, else a typed `VdgError`."""
+        suffix = f"/{path}?{query(params)}" if params else f"/{path}"
+        shown = self._safe_base + suffix
+        try:
+            with anyio.fail_after(self._timeout):
+                return await self._exchange(method, self._base + suffix, shown, content)
+        except TimeoutError as exc:
+            raise TransportError(f"no answer within {self._timeout:g} s: {shown}") from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise TransportError(f"{type(exc).__name__} for {shown}: {exc}") from exc
+        except httpx.StreamError as exc:
+            raise TransportError(f"{type(exc).__name__} for {shown}") from exc
+
+    async def _exchange(self, method: str, url: str, shown: str,
+                        content: bytes | None) -> bytes:
+        headers = {"Cache-Control": "no-cache", "Pragma": "no-cache"}
+        if content is not None:
+            headers["Content-Type"] = "text/xml; charset=utf-8"
+        async with self._http.stream(method, url, headers=headers, content=content) as response:
+            logger.debug("%s %s -> %d", method, shown, response.status_code)
+            _raise_for_status(response, shown)
+            body = await self._read_capped(response, shown)
+        if "html" in response.headers.get("content-type", "").lower():
+            raise ProtocolError(f"an HTML page, not XML, from {shown} (a proxy's error page?)")
+        return body
+
+    async def _read_capped(self, response: httpx.Response, shown: str) -> bytes:
+        cap = self._max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise ProtocolError(f"answer of {declared} bytes exceeds the cap of {cap} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        body = response.aiter_bytes()
+        async for chunk in body:
+            size += len(chunk)
+            if size > cap:
+                await _abandon(response, body)
+                raise ProtocolError(f"answer from {shown} exceeds the cap of {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+async def _abandon(response: httpx.Response, body: AsyncIterator[bytes]) -> None:
+    """Close the connection mid-body, and let httpx's chain of async generators end.
+
+    Leaving the generators suspended would have trio warn when they are collected
+    (httpx issue 3686); after ``aclose`` the next read ends them without reading more.
+    """
+    await response.aclose()
+    with contextlib.suppress(Exception):  # StopAsyncIteration, or the closed stream's error
+        for _ in range(_DRAIN_CHUNKS):
+            await body.__anext__()
+
+
+def _raise_for_status(response: httpx.Response, shown: str) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    message = f"HTTP {status} {response.reason_phrase} from {shown}".rstrip()
+    if status in (401, 403):
+        raise AuthenticationError(message, status_code=status)
+    if status in _TRANSIENT_STATUSES or status >= 500:
+        raise _RetryableStatus(message, status_code=status,
+                               retry_after=_parse_retry_after(response.headers))
+    raise HTTPStatusError(message, status_code=status)
+
+
+def _parse_retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` may heal on its own, so that waiting and retrying makes sense.
+
+    Transient: network failures and timeouts, 408/429/5xx, HTML pages, malformed or
+    truncated bodies, -18 (general error). Permanent: authentication, unsafe XML, other
+    4xx, and API errors other than -18 (-57 is handled by the caller).
+    """
+    if isinstance(exc, (TransportError, _RetryableStatus)):
+        return True
+    if isinstance(exc, ProtocolError):
+        return not exc.unsafe
+    return isinstance(exc, ApiError) and exc.code == -18
+
+
+def retry_after(exc: BaseException | None) -> float | None:
+    """The server's ``Retry-After`` carried by ``exc``, capped at `MAX_RETRY_AFTER`."""
+    if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
+        return min(exc.retry_after, MAX_RETRY_AFTER)
+    return None
+
+
+def backoff(failures: int, base: float, cap: float, exc: BaseException | None = None) -> float:
+    """Exponential backoff with full jitter, or the server's ``Retry-After`` if longer."""
+    delay = random.uniform(0.0, min(cap, base * 2.0 ** max(0, failures - 1)))
+    hint = retry_after(exc)
+    return delay if hint is None else max(delay, hint)
+
+
+async def retrying(call: Callable[[], Awaitable[_T]], *, base: float, cap: float) -> _T:
+    """Run ``call`` up to `ATTEMPTS` times while it fails transiently; raise the last error."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        return backoff(state.attempt_number, base, cap, exc)
+
+    retry = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(ATTEMPTS),
+        wait=wait,
+        retry=tenacity.retry_if_exception(is_transient),
+        sleep=anyio.sleep,
+        reraise=True,
+        before_sleep=_log_retry,
+    )
+    return await retry(call)
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    logger.info("attempt %d failed (%s); retrying", state.attempt_number, exc)
+

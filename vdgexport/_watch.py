@@ -1,0 +1,214 @@
+"""`Watch`: the async iterator a user holds; one per ``client.watch(id)`` call."""
+
+from __future__ import annotations
+
+from collections import deque
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._diff import Baseline
+from ._events import (
+    TERMINAL_TYPES,
+    DeviceProgress,
+    ExportStatusChanged,
+    WatchEvent,
+)
+
+if TYPE_CHECKING:
+    from ._poller import Poller
+
+__all__ = ["Watch"]
+
+CHECKPOINT_VERSION = 1
+
+
+class Watch:
+    """The events of one watched export, as an async iterator and an async context manager.
+
+    Made by `Client.watch`. Iteration yields `WatchEvent` values and stops after the terminal
+    one (`ExportCompleted`, `ExportRemoved` or `ExportVanished`). It raises a `VdgError` when
+    the watch cannot go on (an outage longer than ``outage_timeout``, refused credentials,
+    unsafe XML) and `RuntimeError` when the client is closed under it.
+
+    Leaving early unsubscribes at once: use ``async with`` (or ``await watch.aclose()``); a
+    watch that is simply dropped after ``break`` is also unsubscribed when it is collected.
+
+    A slow consumer loses nothing that matters: status and terminal events are kept, and
+    unread progress of one device collapses to its newest value (``previous_progress`` then
+    still names the last value the consumer saw).
+
+    Example:
+        ```python
+        async with client.watch(42) as events:
+            async for event in events:
+                match event:
+                    case vdgexport.DeviceProgress(device_id=dev, progress=p):
+                        print(f"{dev}: {p:.0f}%")
+                    case vdgexport.ExportCompleted(export=export):
+                        print("done:", export.path)
+        ```
+    """
+
+    __slots__ = ("__weakref__", "_baseline", "_cells", "_done", "_error", "_poller", "_queue",
+                 "_ready", "_seen", "_subscribed", "export_id")
+
+    def __init__(self, poller: Poller, export_id: str,
+                 resume: dict[str, Any] | None = None) -> None:
+        self.export_id = export_id
+        self._poller = poller
+        self._baseline: Baseline | None = None if resume is None else _restore(export_id, resume)
+        self._seen: Baseline | None = self._baseline
+        self._queue: deque[list[WatchEvent | None]] | None = None
+        self._cells: dict[tuple[str, str], list[WatchEvent | None]] | None = None
+        self._ready: anyio.Event | None = None
+        self._error: BaseException | None = None
+        self._done = False
+        self._subscribed = False
+
+    def __repr__(self) -> str:
+        state = "done" if self._done else "open"
+        return f"<Watch export_id={self.export_id!r} {state}>"
+
+    # -- consumer side -------------------------------------------------------------------
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        self._start()
+        while True:
+            event = self._pop()
+            if event is not None:
+                self._record(event)
+                if isinstance(event, TERMINAL_TYPES):
+                    self._finish()
+                return event
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            if self._done:
+                raise StopAsyncIteration
+            self._ready = anyio.Event()
+            await self._ready.wait()
+
+    async def __aenter__(self) -> Watch:
+        self._start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop watching now; further iteration stops at once. Idempotent."""
+        self._finish()
+        self._queue = self._cells = None
+        self._error = None
+
+    def checkpoint(self) -> dict[str, Any]:
+        """A small JSON-serialisable record of what this watch has yielded so far.
+
+        Pass it as ``client.watch(id, resume=checkpoint)`` (in this process or another) to
+        go on from there: the resumed watch yields only what changed since, and ends with
+        ``ExportVanished(REPLACED)`` if the id now names another export.
+
+        Example:
+            ```python
+            state = watch.checkpoint()
+            Path("watch.json").write_text(json.dumps(state))
+            ...
+            resume = json.loads(Path("watch.json").read_text())
+            async for event in client.watch(resume["export_id"], resume=resume): ...
+            ```
+        """
+        body = {} if self._seen is None else self._seen.to_json()
+        return {"version": CHECKPOINT_VERSION, "export_id": self.export_id, **body}
+
+    # -- poller side ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if not self._subscribed and not self._done:
+            self._subscribed = True
+            self._poller.subscribe(self)
+
+    def _finish(self) -> None:
+        if self._subscribed and not self._done:
+            self._poller.unsubscribe(self)
+        self._done = True
+
+    def deliver(self, events: list[WatchEvent]) -> None:
+        """Queue ``events``, collapsing unread progress of a device to the newest value."""
+        if self._done:
+            return
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+            self._cells = {}
+        cells = self._cells
+        assert cells is not None
+        for event in events:
+            cell: list[WatchEvent | None] = [event]
+            if isinstance(event, DeviceProgress):
+                key = (event.server_id, event.device_id)
+                old = cells.get(key)
+                if old is not None and isinstance(stale := old[0], DeviceProgress):
+                    old[0] = None
+                    cell[0] = _replace_previous(event, stale.previous_progress)
+                cells[key] = cell
+            queue.append(cell)
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        """End this watch by raising ``error`` once its queued events are read."""
+        if not self._done:
+            self._error = error
+            self._done = True
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready.set()
+
+    def _pop(self) -> WatchEvent | None:
+        queue = self._queue
+        while queue:
+            cell = queue.popleft()
+            event = cell[0]
+            if event is None:
+                continue
+            if isinstance(event, DeviceProgress) and self._cells is not None:
+                self._cells.pop((event.server_id, event.device_id), None)
+            if not queue:
+                self._queue = self._cells = None
+            return event
+        return None
+
+    def _record(self, event: WatchEvent) -> None:
+        """Keep what the consumer has now seen, for `checkpoint`."""
+        if isinstance(event, ExportStatusChanged):
+            seen = Baseline.of(event.export)
+            old = {} if self._seen is None else self._seen.devices
+            seen.devices = {k: v for k, v in old.items() if k in seen.devices}
+            self._seen = seen
+        elif isinstance(event, DeviceProgress) and self._seen is not None:
+            key = (event.server_id, event.device_id)
+            self._seen.devices[key] = (event.progress, event.status)
+
+
+def _replace_previous(event: DeviceProgress, previous: float | None) -> DeviceProgress:
+    return DeviceProgress(event.export_id, event.observed_at, event.server_id, event.device_id,
+                          event.progress, previous, event.status, event.bandwidth_kbps,
+                          event.rate, event.eta)
+
+
+def _restore(export_id: str, data: dict[str, Any]) -> Baseline | None:
+    if data.get("version") != CHECKPOINT_VERSION or str(data.get("export_id")) != export_id:
+        raise ValueError(f"not a checkpoint of a watch of export {export_id!r}")
+    if "status" not in data:
+        return None  # taken before anything was seen: start afresh
+    try:
+        return Baseline.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed checkpoint: {exc}") from None

@@ -21,19 +21,40 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 MODES: dict[str, dict[str, Any]] = {
     "full": {
-        "parse_sizes": [1, 100, 10_000], "parse_repeat": 7,
-        "watch": bench_watch.Settings(ks=[1, 100, 1_000, 10_000], poll=0.5, active_ticks=10,
-                                      idle_ticks=6, min_rounds=2, max_phase_seconds=90.0),
+        "parse_sizes": [1, 100, 10_000],
+        "parse_repeat": 7,
+        "watch": bench_watch.Settings(
+            ks=[1, 100, 1_000, 10_000],
+            poll=0.5,
+            active_ticks=10,
+            idle_ticks=6,
+            min_rounds=2,
+            max_phase_seconds=90.0,
+        ),
     },
     "quick": {
-        "parse_sizes": [1, 100, 10_000], "parse_repeat": 3,
-        "watch": bench_watch.Settings(ks=[1, 100, 1_000], poll=0.2, active_ticks=6,
-                                      idle_ticks=3, min_rounds=2, max_phase_seconds=30.0),
+        "parse_sizes": [1, 100, 10_000],
+        "parse_repeat": 3,
+        "watch": bench_watch.Settings(
+            ks=[1, 100, 1_000],
+            poll=0.2,
+            active_ticks=6,
+            idle_ticks=3,
+            min_rounds=2,
+            max_phase_seconds=30.0,
+        ),
     },
     "smoke": {
-        "parse_sizes": [1, 10], "parse_repeat": 1,
-        "watch": bench_watch.Settings(ks=[1, 10], poll=0.05, active_ticks=2, idle_ticks=1,
-                                      min_rounds=1, max_phase_seconds=10.0),
+        "parse_sizes": [1, 10],
+        "parse_repeat": 1,
+        "watch": bench_watch.Settings(
+            ks=[1, 10],
+            poll=0.05,
+            active_ticks=2,
+            idle_ticks=1,
+            min_rounds=1,
+            max_phase_seconds=10.0,
+        ),
     },
 }
 
@@ -50,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="reduced sizes (about a minute)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
-    parser.add_argument("--output", type=Path, default=RESULTS,
-                        help=f"JSON file to write (default {RESULTS})")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help=f"JSON file to write (default {RESULTS})"
+    )
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     config = MODES[mode]
@@ -63,9 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     log(f"vdgexport benchmarks, {mode} run")
     parse = bench_parse.run(config["parse_sizes"], config["parse_repeat"], log=log)
     watch = bench_watch.run(config["watch"], log=log)
-    results = {"mode": mode, "command": _command(mode, args.output), "machine": machine(),
-               "parse": parse, "watch": watch,
-               "seconds": time.perf_counter() - started}
+    results = {
+        "mode": mode,
+        "command": _command(mode, args.output),
+        "machine": machine(),
+        "parse": parse,
+        "watch": watch,
+        "seconds": time.perf_counter() - started,
+    }
     results["targets"] = targets(results)
     print(report(results))
     _write(args.output, results)
@@ -101,24 +128,35 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     hostile = parse["hostile"]
     refused = None if hostile["skipped"] else hostile["all_refused"]
     ok = big["ours_over_floor"] <= PARSE_RATIO and refused is not False
-    out.append({"target": f"safe parse of {big['exports']:,} exports <= {PARSE_RATIO}x floor, "
-                          "hostile XML refused" + _reduced(big["exports"] < 10_000),
-                "measured": f"{big['ours_over_floor']:.2f}x (gc-off floor "
-                            f"{big['ours_over_floor_gc_off']:.2f}x); hostile: "
-                            + ("skipped" if refused is None else
-                               f"{sum(f['refused'] for f in hostile['files'])}/"
-                               f"{len(hostile['files'])} refused"),
-                "verdict": _verdict(ok)})
+    out.append(
+        {
+            "target": f"safe parse of {big['exports']:,} exports <= {PARSE_RATIO}x floor, "
+            "hostile XML refused" + _reduced(big["exports"] < 10_000),
+            "measured": f"{big['ours_over_floor']:.2f}x (gc-off floor "
+            f"{big['ours_over_floor_gc_off']:.2f}x); hostile: "
+            + (
+                "skipped"
+                if refused is None
+                else f"{sum(f['refused'] for f in hostile['files'])}/"
+                f"{len(hostile['files'])} refused"
+            ),
+            "verdict": _verdict(ok),
+        }
+    )
 
     speed = watch["speed"]
     ours = [r for r in speed if r["impl"] == "ours"]
     per_round = [r[p]["requests_per_round"] for r in ours for p in ("active", "idle")]
     ok = all(v is not None and v <= 1.0 + 1e-9 for v in per_round)
     naive = [r["active"]["requests_per_round"] / r["k"] for r in speed if r["impl"] == "naive"]
-    out.append({"target": "requests per round = 1 (+ confirmations) at every K",
-                "measured": f"ours max {max(v or 0 for v in per_round):.2f}; baseline "
-                            f"{min(naive, default=0):.2f}-{max(naive, default=0):.2f} x K",
-                "verdict": _verdict(ok)})
+    out.append(
+        {
+            "target": "requests per round = 1 (+ confirmations) at every K",
+            "measured": f"ours max {max(v or 0 for v in per_round):.2f}; baseline "
+            f"{min(naive, default=0):.2f}-{max(naive, default=0):.2f} x K",
+            "verdict": _verdict(ok),
+        }
+    )
 
     top = max(r["k"] for r in speed)
     for transport in watch["settings"]["transports"]:
@@ -127,31 +165,41 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             a = pair["ours"]["active"]["cpu_per_round"]
             b = pair["naive"]["active"]["cpu_per_round"]
             ratio = a / b if a and b else None
-            out.append({"target": f"CPU per round at K={top:,} ({transport}) <= "
-                                  f"{CPU_RATIO:g} x baseline" + _reduced(top < 10_000),
-                        "measured": "-" if ratio is None else
-                                    f"{a:.3f} s vs {b:.3f} s = {ratio:.3f}x",
-                        "verdict": _verdict(None if ratio is None else ratio <= CPU_RATIO)})
+            out.append(
+                {
+                    "target": f"CPU per round at K={top:,} ({transport}) <= "
+                    f"{CPU_RATIO:g} x baseline" + _reduced(top < 10_000),
+                    "measured": "-" if ratio is None else f"{a:.3f} s vs {b:.3f} s = {ratio:.3f}x",
+                    "verdict": _verdict(None if ratio is None else ratio <= CPU_RATIO),
+                }
+            )
 
     mem = [r for r in watch["memory"] if r["impl"] == "ours"]
     if mem:
         row = max(mem, key=lambda r: r["k"])
-        out.append({"target": f"memory per idle watch at K={row['k']:,} <= {MEMORY_BYTES} B"
-                              + _reduced(row["k"] < 10_000),
-                    "measured": f"{row['bytes_per_watch']:,.0f} B "
-                                f"({row['bytes_per_watch_with_consumer_task']:,.0f} B with "
-                                "a consumer task)",
-                    "verdict": _verdict(row["bytes_per_watch"] <= MEMORY_BYTES)})
+        out.append(
+            {
+                "target": f"memory per idle watch at K={row['k']:,} <= {MEMORY_BYTES} B"
+                + _reduced(row["k"] < 10_000),
+                "measured": f"{row['bytes_per_watch']:,.0f} B "
+                f"({row['bytes_per_watch_with_consumer_task']:,.0f} B with "
+                "a consumer task)",
+                "verdict": _verdict(row["bytes_per_watch"] <= MEMORY_BYTES),
+            }
+        )
 
     poll = watch["settings"]["poll"]
     k = max((r["k"] for r in ours if r["k"] <= LATENCY_K), default=None)
     for row in (r for r in ours if r["k"] == k):
         p99 = row["latency"]["p99"]
-        out.append({"target": f"p99 latency at K={k:,} ({row['transport']}) <= poll "
-                              f"{poll:g} s + {LATENCY_SLACK * 1000:.0f} ms",
-                    "measured": "-" if p99 is None else f"{p99 * 1000:.0f} ms",
-                    "verdict": _verdict(None if p99 is None
-                                        else p99 <= poll + LATENCY_SLACK)})
+        out.append(
+            {
+                "target": f"p99 latency at K={k:,} ({row['transport']}) <= poll "
+                f"{poll:g} s + {LATENCY_SLACK * 1000:.0f} ms",
+                "measured": "-" if p99 is None else f"{p99 * 1000:.0f} ms",
+                "verdict": _verdict(None if p99 is None else p99 <= poll + LATENCY_SLACK),
+            }
+        )
     return out
 
 
@@ -165,14 +213,21 @@ def _reduced(reduced: bool) -> str:
 def report(results: dict[str, Any]) -> str:
     """The tables, as Markdown-friendly text."""
     m = results["machine"]
-    lines = [f"## vdgexport benchmarks ({results['mode']} run, `{results['command']}`)", "",
-             f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, {m['implementation']} "
-             f"{m['python']}, {m['platform']}; run took {results['seconds']:.0f} s.", ""]
+    lines = [
+        f"## vdgexport benchmarks ({results['mode']} run, `{results['command']}`)",
+        "",
+        f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, {m['implementation']} "
+        f"{m['python']}, {m['platform']}; run took {results['seconds']:.0f} s.",
+        "",
+    ]
     lines += [*_parse_table(results["parse"]), "", *_watch_tables(results["watch"])]
     lines += ["", "### Targets (issue 5)", ""]
-    lines.append(fmt_table(["target", "measured", "verdict"],
-                           [[t["target"], t["measured"], t["verdict"]]
-                            for t in results["targets"]]))
+    lines.append(
+        fmt_table(
+            ["target", "measured", "verdict"],
+            [[t["target"], t["measured"], t["verdict"]] for t in results["targets"]],
+        )
+    )
     return "\n".join(lines)
 
 
@@ -180,23 +235,48 @@ def _parse_table(parse: dict[str, Any]) -> list[str]:
     rows = []
     for r in parse["rows"]:
         s, eps = r["seconds"], r["exports_per_second"]
-        rows.append([r["body"], r["exports"], r["bytes"], s["floor"] * 1e3,
-                     s["floor_gc_off"] * 1e3, s["ours"] * 1e3, s["naive"] * 1e3,
-                     eps["ours"], eps["naive"], f"{r['ours_over_floor']:.2f}x",
-                     f"{r['ours_over_floor_gc_off']:.2f}x", f"{r['naive_over_floor']:.2f}x",
-                     "yes" if r["same_models"] else "NO"])
-    head = ["body", "exports", "bytes", "floor ms", "floor gc-off ms", "ours ms", "naive ms",
-            "ours exp/s", "naive exp/s", "ours/floor", "ours/floor gc-off", "naive/floor",
-            "same models"]
+        rows.append(
+            [
+                r["body"],
+                r["exports"],
+                r["bytes"],
+                s["floor"] * 1e3,
+                s["floor_gc_off"] * 1e3,
+                s["ours"] * 1e3,
+                s["naive"] * 1e3,
+                eps["ours"],
+                eps["naive"],
+                f"{r['ours_over_floor']:.2f}x",
+                f"{r['ours_over_floor_gc_off']:.2f}x",
+                f"{r['naive_over_floor']:.2f}x",
+                "yes" if r["same_models"] else "NO",
+            ]
+        )
+    head = [
+        "body",
+        "exports",
+        "bytes",
+        "floor ms",
+        "floor gc-off ms",
+        "ours ms",
+        "naive ms",
+        "ours exp/s",
+        "naive exp/s",
+        "ours/floor",
+        "ours/floor gc-off",
+        "naive/floor",
+        "same models",
+    ]
     out = ["### Parse (best of N, time.perf_counter)", "", fmt_table(head, rows), ""]
     hostile = parse["hostile"]
     if hostile["skipped"]:
         out.append(f"Hostile XML: skipped ({hostile['skipped']}: {hostile['directory']}).")
     else:
         bad = [f["file"] for f in hostile["files"] if not f["refused"]]
-        out.append(f"Hostile XML ({len(hostile['files'])} files in ../shared/hostile-xml): "
-                   + ("all refused with ProtocolError." if not bad
-                      else f"NOT refused: {', '.join(bad)}"))
+        out.append(
+            f"Hostile XML ({len(hostile['files'])} files in ../shared/hostile-xml): "
+            + ("all refused with ProtocolError." if not bad else f"NOT refused: {', '.join(bad)}")
+        )
     return out
 
 
@@ -205,28 +285,73 @@ def _watch_tables(watch: dict[str, Any]) -> list[str]:
     rows = []
     for r in watch["speed"]:
         a, i, lat = r["active"], r["idle"], r["latency"]
-        rows.append([r["k"], r["transport"], r["impl"], a["rounds"], a["requests_per_round"],
-                     i["requests_per_round"], a["cpu_per_round"], i["cpu_per_round"],
-                     a["seconds_per_round"], _ms(lat["p50"]), _ms(lat["p99"]), lat["events"],
-                     r["errors"]])
-    head = ["K", "transport", "impl", "rounds", "req/round", "req/round idle",
-            "CPU s/round", "CPU s/round idle", "wall s/round", "p50 ms", "p99 ms",
-            "events", "errors"]
-    out = [f"### Watch (poll_interval = max_poll_interval = {settings['poll']:g} s)", "",
-           fmt_table(head, rows), "",
-           "A round polls every watched export once. CPU is `time.process_time` of the whole "
-           "process: client, consumers and the simulator (asgi = in-process "
-           "`httpx.ASGITransport`); for `http` the uvicorn server also runs in a thread of "
-           "this process, so its CPU is included. Latency: from the clock step in the "
-           "simulator to the consumer holding the DeviceProgress."]
-    out.extend(f"FAILED: K={f['k']:,} {f['impl']} over {f['transport']}: {f['error']}"
-               for f in watch.get("failures", []))
+        rows.append(
+            [
+                r["k"],
+                r["transport"],
+                r["impl"],
+                a["rounds"],
+                a["requests_per_round"],
+                i["requests_per_round"],
+                a["cpu_per_round"],
+                i["cpu_per_round"],
+                a["seconds_per_round"],
+                _ms(lat["p50"]),
+                _ms(lat["p99"]),
+                lat["events"],
+                r["errors"],
+            ]
+        )
+    head = [
+        "K",
+        "transport",
+        "impl",
+        "rounds",
+        "req/round",
+        "req/round idle",
+        "CPU s/round",
+        "CPU s/round idle",
+        "wall s/round",
+        "p50 ms",
+        "p99 ms",
+        "events",
+        "errors",
+    ]
+    out = [
+        f"### Watch (poll_interval = max_poll_interval = {settings['poll']:g} s)",
+        "",
+        fmt_table(head, rows),
+        "",
+        "A round polls every watched export once. CPU is `time.process_time` of the whole "
+        "process: client, consumers and the simulator (asgi = in-process "
+        "`httpx.ASGITransport`); for `http` the uvicorn server also runs in a thread of "
+        "this process, so its CPU is included. Latency: from the clock step in the "
+        "simulator to the consumer holding the DeviceProgress.",
+    ]
+    out.extend(
+        f"FAILED: K={f['k']:,} {f['impl']} over {f['transport']}: {f['error']}"
+        for f in watch.get("failures", [])
+    )
     if watch["memory"]:
-        mrows = [[r["k"], r["impl"], r["bytes_per_watch"], r["peak_bytes_per_watch"],
-                  r["bytes_per_watch_with_consumer_task"]] for r in watch["memory"]]
-        out += ["", "Memory per idle watch (tracemalloc, in-process, simulator excluded):", "",
-                fmt_table(["K", "impl", "bytes/watch", "peak bytes/watch",
-                           "bytes/watch with consumer task"], mrows)]
+        mrows = [
+            [
+                r["k"],
+                r["impl"],
+                r["bytes_per_watch"],
+                r["peak_bytes_per_watch"],
+                r["bytes_per_watch_with_consumer_task"],
+            ]
+            for r in watch["memory"]
+        ]
+        out += [
+            "",
+            "Memory per idle watch (tracemalloc, in-process, simulator excluded):",
+            "",
+            fmt_table(
+                ["K", "impl", "bytes/watch", "peak bytes/watch", "bytes/watch with consumer task"],
+                mrows,
+            ),
+        ]
     return out
 
 

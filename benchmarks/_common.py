@@ -42,9 +42,11 @@ def simulator_body(exports: int, *, devices: int = 4, seed: int = 0) -> bytes:
         elif kind < 0.35:  # completed long ago
             sim.add_export(devices=devices, duration=[rng.uniform(10, 90) for _ in range(devices)])
         else:  # syncing, devices at different speeds
-            sim.add_export(devices=devices,
-                           duration=[rng.uniform(200, 3000) for _ in range(devices)],
-                           pending=rng.uniform(0, 60))
+            sim.add_export(
+                devices=devices,
+                duration=[rng.uniform(200, 3000) for _ in range(devices)],
+                pending=rng.uniform(0, 60),
+            )
     clock.advance(123.456)
     for export_id in sim.export_ids()[::37]:
         sim.remove_export(export_id)

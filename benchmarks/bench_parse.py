@@ -69,20 +69,30 @@ def naive_parse(data: bytes) -> ExportList:
         for d in e.iterfind("devices/device"):
             status = d.findtext("status") or ""
             start, end = d.findtext("starttime") or "", d.findtext("endtime") or ""
-            devices.append(DeviceExport(
-                server_id=(d.findtext("serverid") or "").strip(),
-                device_id=(d.findtext("deviceid") or "").strip(),
-                start_time=_naive_time(start), end_time=_naive_time(end),
-                progress=min(100.0, max(0.0, _naive_number(d.findtext("progress")) or 0.0)),
-                status=ExportStatus.parse(status), raw_status=status,
-                raw_start_time=start.strip(), raw_end_time=end.strip()))
+            devices.append(
+                DeviceExport(
+                    server_id=(d.findtext("serverid") or "").strip(),
+                    device_id=(d.findtext("deviceid") or "").strip(),
+                    start_time=_naive_time(start),
+                    end_time=_naive_time(end),
+                    progress=min(100.0, max(0.0, _naive_number(d.findtext("progress")) or 0.0)),
+                    status=ExportStatus.parse(status),
+                    raw_status=status,
+                    raw_start_time=start.strip(),
+                    raw_end_time=end.strip(),
+                )
+            )
         status = e.findtext("status") or ""
-        exports.append(Export(
-            export_id=(e.findtext("exportid") or "").strip(),
-            path=(e.findtext("path") or "").strip(),
-            status=ExportStatus.parse(status),
-            bandwidth_kbps=_naive_number(e.findtext("bandwidth")),
-            devices=tuple(devices), raw_status=status))
+        exports.append(
+            Export(
+                export_id=(e.findtext("exportid") or "").strip(),
+                path=(e.findtext("path") or "").strip(),
+                status=ExportStatus.parse(status),
+                bandwidth_kbps=_naive_number(e.findtext("bandwidth")),
+                devices=tuple(devices),
+                raw_status=status,
+            )
+        )
     container = root.find("exports")
     count = None if container is None else container.get("count")
     return ExportList(tuple(exports), None if count is None else int(count))
@@ -130,8 +140,14 @@ def _measure(name: str, body: bytes, size: int, repeat: int) -> dict[str, Any]:
         "naive": lambda: naive_parse(body),
     }
     times = {key: best_of(fn, repeat=repeat, number=number) for key, fn in fns.items()}
-    row: dict[str, Any] = {"body": name, "exports": size, "bytes": len(body),
-                           "seconds": times, "repeat": repeat, "number": number}
+    row: dict[str, Any] = {
+        "body": name,
+        "exports": size,
+        "bytes": len(body),
+        "seconds": times,
+        "repeat": repeat,
+        "number": number,
+    }
     row["exports_per_second"] = {k: size / t for k, t in times.items()}
     row["ours_over_floor"] = times["ours"] / times["floor"]
     row["ours_over_floor_gc_off"] = times["ours"] / times["floor_gc_off"]
@@ -156,10 +172,20 @@ def check_hostile(directory: Path = HOSTILE_DIR) -> dict[str, Any]:
             outcome, refused = f"{type(exc).__name__}: {exc}"[:90], False
         else:
             outcome, refused = "accepted", False
-        files.append({"file": path.name, "refused": refused, "outcome": outcome,
-                      "seconds": time.perf_counter() - start})
-    return {"directory": str(directory), "skipped": None, "files": files,
-            "all_refused": all(f["refused"] for f in files)}
+        files.append(
+            {
+                "file": path.name,
+                "refused": refused,
+                "outcome": outcome,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    return {
+        "directory": str(directory),
+        "skipped": None,
+        "files": files,
+        "all_refused": all(f["refused"] for f in files),
+    }
 
 
 def run(sizes: list[int], repeat: int, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -100,8 +100,12 @@ class World:
         paused = still[::2]
         for export_id in still:
             pending = 0.0 if export_id in paused[:] else 1e9
-            sim.add_export(export_id=export_id, devices=DEVICES,
-                           duration=[300.0, 600.0, 900.0, 1200.0], pending=pending)
+            sim.add_export(
+                export_id=export_id,
+                devices=DEVICES,
+                duration=[300.0, 600.0, 900.0, 1200.0],
+                pending=pending,
+            )
         clock.advance(_T0)
         for export_id in paused:
             sim.pause(export_id)
@@ -166,8 +170,9 @@ class Loopback:
     """The simulator served by uvicorn on 127.0.0.1 (port 0) in a thread of this process."""
 
     def __init__(self, sim: SenseSimulator) -> None:
-        config = uvicorn.Config(sim, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            sim, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
+        )
         self.server = _ThreadServer(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 
@@ -203,7 +208,7 @@ def _list_rounds(world: World) -> Callable[[], float]:
     seen = [0, 0]  # log entries counted, whole-list requests among them
 
     def count() -> float:
-        for request in requests[seen[0]:]:
+        for request in requests[seen[0] :]:
             seen[1] += "exportid" not in request.query
         seen[0] = len(requests)
         return float(seen[1])
@@ -211,9 +216,14 @@ def _list_rounds(world: World) -> Callable[[], float]:
     return count
 
 
-async def _ours(world: World, advances: Advances, settings: Settings, base_url: str,
-                transport: httpx.AsyncBaseTransport | None,
-                phases: Callable[[Harness], Awaitable[None]]) -> None:
+async def _ours(
+    world: World,
+    advances: Advances,
+    settings: Settings,
+    base_url: str,
+    transport: httpx.AsyncBaseTransport | None,
+    phases: Callable[[Harness], Awaitable[None]],
+) -> None:
     harness = Harness(_list_rounds(world))
     k, ready = len(world.ids), [0]
 
@@ -229,18 +239,31 @@ async def _ours(world: World, advances: Advances, settings: Settings, base_url: 
                 elif moving and isinstance(event, DeviceProgress) and n > 1 + DEVICES:
                     advances.seen(event.progress)
 
-    async with vdgexport.Client(base_url, transport=transport, poll_interval=settings.poll,
-                                max_poll_interval=settings.poll, outage_timeout=None,
-                                timeout=60.0) as client, anyio.create_task_group() as tasks:
+    async with (
+        vdgexport.Client(
+            base_url,
+            transport=transport,
+            poll_interval=settings.poll,
+            max_poll_interval=settings.poll,
+            outage_timeout=None,
+            timeout=60.0,
+        ) as client,
+        anyio.create_task_group() as tasks,
+    ):
         for export_id in world.ids:
             tasks.start_soon(consume, client.watch(export_id), export_id in world.moving)
         await phases(harness)
         tasks.cancel_scope.cancel()
 
 
-async def _naive(world: World, advances: Advances, settings: Settings, base_url: str,
-                 transport: httpx.AsyncBaseTransport | None,
-                 phases: Callable[[Harness], Awaitable[None]]) -> None:
+async def _naive(
+    world: World,
+    advances: Advances,
+    settings: Settings,
+    base_url: str,
+    transport: httpx.AsyncBaseTransport | None,
+    phases: Callable[[Harness], Awaitable[None]],
+) -> None:
     k = len(world.ids)
     harness = Harness(lambda: len(world.sim.requests) / k)
     ready = [0]
@@ -257,8 +280,10 @@ async def _naive(world: World, advances: Advances, settings: Settings, base_url:
                 continue
             assert export is not None
             status = export.findtext("status")
-            devices = {d.findtext("deviceid") or "": (d.findtext("progress"), d.findtext("status"))
-                       for d in export.iterfind("devices/device")}
+            devices = {
+                d.findtext("deviceid") or "": (d.findtext("progress"), d.findtext("status"))
+                for d in export.iterfind("devices/device")
+            }
             if previous is None:
                 ready[0] += 1
                 if ready[0] == k:
@@ -271,8 +296,10 @@ async def _naive(world: World, advances: Advances, settings: Settings, base_url:
             del status
             await anyio.sleep(settings.poll)
 
-    async with httpx.AsyncClient(base_url=base_url, transport=transport,
-                                 timeout=60.0) as http, anyio.create_task_group() as tasks:
+    async with (
+        httpx.AsyncClient(base_url=base_url, transport=transport, timeout=60.0) as http,
+        anyio.create_task_group() as tasks,
+    ):
         for export_id in world.ids:
             tasks.start_soon(poll, http, export_id, export_id in world.moving)
         await phases(harness)
@@ -285,8 +312,15 @@ IMPLEMENTATIONS = {"ours": _ours, "naive": _naive}
 # -- phases -----------------------------------------------------------------------------
 
 
-async def _phase(world: World, advances: Advances, harness: Harness, settings: Settings,
-                 *, active: bool, rng: random.Random) -> dict[str, Any]:
+async def _phase(
+    world: World,
+    advances: Advances,
+    harness: Harness,
+    settings: Settings,
+    *,
+    active: bool,
+    rng: random.Random,
+) -> dict[str, Any]:
     """Advance (or not) once per poll interval; measure requests, rounds and CPU."""
     ticks = settings.active_ticks if active else settings.idle_ticks
     requests0, rounds0 = len(world.sim.requests), harness.rounds()
@@ -348,8 +382,9 @@ def measure_speed(k: int, impl: str, transport: str, settings: Settings) -> dict
 
     async def main() -> None:
         if transport == "asgi":
-            await IMPLEMENTATIONS[impl](world, advances, settings, "http://sim",
-                                        httpx.ASGITransport(app=world.sim), phases)
+            await IMPLEMENTATIONS[impl](
+                world, advances, settings, "http://sim", httpx.ASGITransport(app=world.sim), phases
+            )
         else:
             with Loopback(world.sim) as base_url:
                 await IMPLEMENTATIONS[impl](world, advances, settings, base_url, None, phases)
@@ -357,9 +392,12 @@ def measure_speed(k: int, impl: str, transport: str, settings: Settings) -> dict
     gc.collect()
     anyio.run(main)
     lat = advances.latencies
-    result["latency"] = {"events": len(lat), "p50": _percentile(lat, 0.50),
-                         "p99": _percentile(lat, 0.99),
-                         "mean": statistics.fmean(lat) if lat else None}
+    result["latency"] = {
+        "events": len(lat),
+        "p50": _percentile(lat, 0.50),
+        "p99": _percentile(lat, 0.99),
+        "mean": statistics.fmean(lat) if lat else None,
+    }
     return result
 
 
@@ -419,9 +457,13 @@ def _snapshot(world: World, base: int, k: int) -> tuple[float, float]:
 
 async def _ours_idle(world: World, settings: Settings, base: int, out: dict[str, Any]) -> None:
     k = len(world.ids)
-    async with vdgexport.Client("http://sim", transport=_CopyingTransport(world.sim),
-                                poll_interval=settings.poll, max_poll_interval=settings.poll,
-                                timeout=120.0) as client:
+    async with vdgexport.Client(
+        "http://sim",
+        transport=_CopyingTransport(world.sim),
+        poll_interval=settings.poll,
+        max_poll_interval=settings.poll,
+        timeout=120.0,
+    ) as client:
         watches = [client.watch(export_id) for export_id in world.ids]
         for watch in watches:
             await watch.__aenter__()
@@ -477,8 +519,9 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any
                     row = measure_speed(k, impl, transport, settings)
                 except Exception as exc:  # report it, go on with the other scenarios
                     log(f"    failed: {exc!r}")
-                    failures.append({"k": k, "impl": impl, "transport": transport,
-                                     "error": repr(exc)})
+                    failures.append(
+                        {"k": k, "impl": impl, "transport": transport, "error": repr(exc)}
+                    )
                     continue
                 row["scenario_seconds"] = time.perf_counter() - started
                 speed.append(row)
@@ -488,5 +531,9 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any
                     continue
                 log(f"  watch: K={k:,} {impl} memory")
                 memory.append(measure_memory(k, impl, settings))
-    return {"settings": settings.__dict__ | {"transports": list(settings.transports)},
-            "speed": speed, "memory": memory, "failures": failures}
+    return {
+        "settings": settings.__dict__ | {"transports": list(settings.transports)},
+        "speed": speed,
+        "memory": memory,
+        "failures": failures,
+    }

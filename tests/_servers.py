@@ -32,8 +32,9 @@ class _Server(uvicorn.Server):
 @contextmanager
 def serve(app: App) -> Iterator[str]:
     """Serve ``app`` on ``127.0.0.1`` on a free port; yield its base URL; stop it after."""
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                    lifespan="off"))
+    server = _Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -29,7 +31,7 @@ def sim(clock: ManualClock) -> SenseSimulator:
     return SenseSimulator(clock=clock)
 
 
-def make_client(sim: SenseSimulator, clock: ManualClock, **options: object) -> vdgexport.Client:
+def make_client(sim: Any, clock: ManualClock, **options: object) -> vdgexport.Client:
     """A client of ``sim`` that polls every millisecond (the product's pace, not a test wait)."""
     settings: dict[str, object] = {
         "transport": httpx.ASGITransport(app=sim),
@@ -46,3 +48,43 @@ def make_client(sim: SenseSimulator, clock: ManualClock, **options: object) -> v
 async def client(sim: SenseSimulator, clock: ManualClock) -> AsyncIterator[vdgexport.Client]:
     async with make_client(sim, clock) as client:
         yield client
+
+
+class Tap:
+    """ASGI middleware that lets a test wait for the n-th request, without sleeping.
+
+    It can also answer the next requests itself with a given body (``serve``).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self._arrived = anyio.Event()
+        self._bodies: list[tuple[int, bytes]] = []
+
+    def serve(self, body: bytes, *, status: int = 200, times: int = 1) -> None:
+        self._bodies += [(status, body)] * times
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.count += 1
+            self._arrived.set()
+            self._arrived = anyio.Event()
+            if self._bodies:
+                status, body = self._bodies.pop(0)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [(b"content-type", b"text/xml")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    async def requests(self, n: int) -> None:
+        """Return once ``n`` requests in all have arrived (fails after 5 s)."""
+        with anyio.fail_after(5):
+            while self.count < n:
+                await self._arrived.wait()

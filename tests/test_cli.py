@@ -43,8 +43,14 @@ TERMINAL_TYPES = {"ExportCompleted", "ExportRemoved", "ExportVanished"}
 @pytest.fixture(autouse=True)
 def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No inherited setting may make rich think captured output is a terminal."""
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "VDG_URL",
-                 "VDG_PASSWORD", "COLUMNS"):
+    for name in (
+        "FORCE_COLOR",
+        "TTY_COMPATIBLE",
+        "TTY_INTERACTIVE",
+        "VDG_URL",
+        "VDG_PASSWORD",
+        "COLUMNS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -87,16 +93,23 @@ def closed_port() -> int:
 
 
 def test_demo_plain_output_has_no_escapes_and_ends_with_the_summary(
-        capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
     assert main(["demo", "--speed", "200", "--backend", backend]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out
     lines = out.splitlines()
-    summary = lines[lines.index("Summary:"):]
+    summary = lines[lines.index("Summary:") :]
     assert summary[1].split() == ["export", "path", "devices", "progress", "outcome"]
     outcomes = [line.split(None, 5)[-1] for line in summary[2:]]
-    assert outcomes == ["completed", "completed", "completed", "removed", "completed",
-                        "vanished (not found)"]
+    assert outcomes == [
+        "completed",
+        "completed",
+        "completed",
+        "removed",
+        "completed",
+        "vanished (not found)",
+    ]
     assert "demo: removing export 4" in lines
     assert "demo: restarting the PluginManager (export ids are reset)" in lines
 
@@ -105,12 +118,19 @@ def test_demo_json_is_events_with_every_outcome(capsys: pytest.CaptureFixture[st
     assert main(["demo", "--speed", "200", "--json"]) == 0
     events = json_lines(capsys.readouterr().out)
     terminal = {e["export_id"]: e["type"] for e in events if e["type"] in TERMINAL_TYPES}
-    assert terminal == {"1": "ExportCompleted", "2": "ExportCompleted", "3": "ExportCompleted",
-                        "4": "ExportRemoved", "5": "ExportCompleted", "6": "ExportVanished"}
+    assert terminal == {
+        "1": "ExportCompleted",
+        "2": "ExportCompleted",
+        "3": "ExportCompleted",
+        "4": "ExportRemoved",
+        "5": "ExportCompleted",
+        "6": "ExportVanished",
+    }
 
 
-def test_demo_on_a_terminal_draws_live_bars(capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_on_a_terminal_draws_live_bars(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TTY_COMPATIBLE", "1")
     assert main(["demo", "--speed", "400"]) == 0
     out = capsys.readouterr().out
@@ -122,8 +142,9 @@ def test_demo_on_a_terminal_draws_live_bars(capsys: pytest.CaptureFixture[str],
 # -- status ---------------------------------------------------------------------------------
 
 
-def test_status_json_lists_every_export(sim: SenseSimulator, url: str,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json_lists_every_export(
+    sim: SenseSimulator, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim.add_export(devices=2, duration=60, path="D:\\a")
     sim.add_export(duration=10)
     sim.remove_export("2")
@@ -137,8 +158,9 @@ def test_status_json_lists_every_export(sim: SenseSimulator, url: str,
     assert second["status"] == "REMOVED"
 
 
-def test_status_of_one_export_as_json_and_as_text(sim: SenseSimulator, url: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_of_one_export_as_json_and_as_text(
+    sim: SenseSimulator, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     export_id = sim.add_export(duration=[10, 20], path="D:\\one")
     assert main(["status", export_id, "--url", url, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -151,28 +173,40 @@ def test_status_of_one_export_as_json_and_as_text(sim: SenseSimulator, url: str,
     assert out.count("SYNCING") == 3  # the export and its two devices
 
 
-def test_status_table_as_plain_text(sim: SenseSimulator, url: str,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_table_as_plain_text(
+    sim: SenseSimulator, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim.add_export(path="D:\\first")
     assert main(["status", "--url", url]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert out.splitlines()[0] == "1 exports:"
-    assert out.splitlines()[2].split() == ["1", "SYNCING", "0.0%", "1", "8.0", "Mbit/s",
-                                           "D:\\first"]
+    assert out.splitlines()[2].split() == [
+        "1",
+        "SYNCING",
+        "0.0%",
+        "1",
+        "8.0",
+        "Mbit/s",
+        "D:\\first",
+    ]
 
 
-def test_status_of_an_unknown_export_is_an_error(url: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_of_an_unknown_export_is_an_error(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["status", "99", "--url", url]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("vdgexport: error: ExportNotFoundError: VDG Sense error -57")
 
 
-def test_vdg_url_stands_in_for_url(sim: SenseSimulator, url: str,
-                                   monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_vdg_url_stands_in_for_url(
+    sim: SenseSimulator,
+    url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     sim.add_export()
     monkeypatch.setenv("VDG_URL", url)
     assert main(["status", "--json"]) == 0
@@ -199,17 +233,28 @@ def test_watch_json_until_completed(backend: str, capsys: pytest.CaptureFixture[
     for event in events:
         assert datetime.fromisoformat(event["observed_at"]).tzinfo is not None
     late = progress[-1]
-    assert set(late) == {"type", "export_id", "observed_at", "server_id", "device_id",
-                         "progress", "previous_progress", "status", "bandwidth_kbps", "rate",
-                         "eta"}
+    assert set(late) == {
+        "type",
+        "export_id",
+        "observed_at",
+        "server_id",
+        "device_id",
+        "progress",
+        "previous_progress",
+        "status",
+        "bandwidth_kbps",
+        "rate",
+        "eta",
+    }
     final = events[-1]["export"]
     assert final["status"] == "COMPLETED"
     assert final["progress"] == 100.0
     assert [d["progress"] for d in final["devices"]] == [100.0, 100.0]
 
 
-def test_watch_removed_exits_3(sim: SenseSimulator, url: str,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_removed_exits_3(
+    sim: SenseSimulator, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim.add_export(duration=0)  # completed at once
     sim.add_export()
     sim.remove_export("2")
@@ -220,19 +265,26 @@ def test_watch_removed_exits_3(sim: SenseSimulator, url: str,
     assert events[-1]["type"] in TERMINAL_TYPES
 
 
-def test_watch_unknown_id_vanishes_and_exits_4(sim: SenseSimulator, url: str,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_unknown_id_vanishes_and_exits_4(
+    sim: SenseSimulator, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim.add_export()
     sim.remove_export("1")
     assert main(["watch", "1", "77", "--url", url, "--json", *FAST]) == 4
     events = json_lines(capsys.readouterr().out)
     vanished = [e for e in events if e["type"] == "ExportVanished"]
-    assert vanished == [{"type": "ExportVanished", "export_id": "77", "reason": "not_found",
-                         "last_seen": None, "observed_at": vanished[0]["observed_at"]}]
+    assert vanished == [
+        {
+            "type": "ExportVanished",
+            "export_id": "77",
+            "reason": "not_found",
+            "last_seen": None,
+            "observed_at": vanished[0]["observed_at"],
+        }
+    ]
 
 
-def test_watch_through_a_restart_vanishes(backend: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_through_a_restart_vanishes(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
     sim = fast_sim(1)
     sim.add_export(devices=3, duration=600)
     recorder = Recorder(sim, restart_after=4)  # preflight, then 2 polls, then restart
@@ -244,12 +296,11 @@ def test_watch_through_a_restart_vanishes(backend: str,
     lines = out.splitlines()
     assert lines[0].startswith("export 1: SYNCING (D:\\Exports\\export_1, 3 devices, ")
     assert "export 1: vanished (not found)" in lines
-    summary = lines[lines.index("Summary:"):]
+    summary = lines[lines.index("Summary:") :]
     assert summary[-1].split()[-3:] == ["vanished", "(not", "found)"]
 
 
-def test_watch_refused_connection_is_a_one_line_error(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_refused_connection_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     assert main(["watch", "1", "--url", url, *FAST]) == 1
     captured = capsys.readouterr()
@@ -261,8 +312,8 @@ def test_watch_refused_connection_is_a_one_line_error(
 
 
 def test_user_password_comes_from_the_environment(
-        sim: SenseSimulator, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    sim: SenseSimulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim.add_export(duration=0)
     secret = "s3cret-Pa55"
     monkeypatch.setenv("VDG_PASSWORD", secret)
@@ -278,8 +329,8 @@ def test_user_password_comes_from_the_environment(
 
 
 def test_user_password_is_asked_for_when_not_in_the_environment(
-        sim: SenseSimulator, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    sim: SenseSimulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     prompts: list[str] = []
 
     def getpass(prompt: str = "") -> str:
@@ -298,17 +349,20 @@ def test_user_password_is_asked_for_when_not_in_the_environment(
 # -- usage ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [
-    [],
-    ["bogus"],
-    ["watch"],
-    ["watch", "1"],  # no --url and no VDG_URL
-    ["status", "--url", "http://x", "--password", "p"],
-    ["demo", "--speed", "0"],
-    ["watch", "1", "--url", "http://x", "--interval", "nan"],
-    ["simulate", "--port", "-1"],
-    ["--json", "status", "--url", "http://x"],  # options come after the subcommand
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["bogus"],
+        ["watch"],
+        ["watch", "1"],  # no --url and no VDG_URL
+        ["status", "--url", "http://x", "--password", "p"],
+        ["demo", "--speed", "0"],
+        ["watch", "1", "--url", "http://x", "--interval", "nan"],
+        ["simulate", "--port", "-1"],
+        ["--json", "status", "--url", "http://x"],  # options come after the subcommand
+    ],
+)
 def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     captured = capsys.readouterr()
@@ -324,7 +378,8 @@ def test_help_names_the_control_endpoint(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_without_the_cli_extra_it_says_what_to_install(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
     assert main(["demo"]) == 1
     assert "pip install 'vdgexport[cli]'" in capsys.readouterr().err
@@ -332,13 +387,17 @@ def test_without_the_cli_extra_it_says_what_to_install(
 
 def test_vdgexport_imports_without_the_cli_extra() -> None:
     # (httpx itself imports rich when it is installed, so block it rather than look for it.)
-    code = ("import sys; sys.modules['rich'] = sys.modules['uvicorn'] = None; "
-            "import vdgexport, vdgexport._cli; sys.exit(vdgexport._cli.main(['demo']))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=30, check=False)
+    code = (
+        "import sys; sys.modules['rich'] = sys.modules['uvicorn'] = None; "
+        "import vdgexport, vdgexport._cli; sys.exit(vdgexport._cli.main(['demo']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
     assert done.returncode == 1
-    assert done.stderr == ("vdgexport: the command line needs its extra packages: "
-                           "pip install 'vdgexport[cli]'\n")
+    assert done.stderr == (
+        "vdgexport: the command line needs its extra packages: pip install 'vdgexport[cli]'\n"
+    )
 
 
 # -- simulate -------------------------------------------------------------------------------
@@ -366,7 +425,11 @@ def test_simulate_serves_over_loopback_and_restarts_on_request() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "vdgexport", "simulate", "--port", "0", "--exports", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -410,14 +473,38 @@ EXPORT = Export("7", "D:\\x", ExportStatus.SYNCING, 512.0, ())
 def test_events_as_json() -> None:
     stalled = ExportStalled("7", NOW, timedelta(seconds=90), EXPORT)
     assert event_json(stalled) == {
-        "type": "ExportStalled", "export_id": "7", "observed_at": "2026-01-01T12:00:00+00:00",
-        "stalled_for": 90.0, "export": {"export_id": "7", "path": "D:\\x",
-                                        "status": "SYNCING", "bandwidth_kbps": 512.0,
-                                        "devices": [], "raw_status": "", "progress": 0.0}}
+        "type": "ExportStalled",
+        "export_id": "7",
+        "observed_at": "2026-01-01T12:00:00+00:00",
+        "stalled_for": 90.0,
+        "export": {
+            "export_id": "7",
+            "path": "D:\\x",
+            "status": "SYNCING",
+            "bandwidth_kbps": 512.0,
+            "devices": [],
+            "raw_status": "",
+            "progress": 0.0,
+        },
+    }
     vanished = ExportVanished("7", NOW, VanishReason.REPLACED, None)
     assert event_json(vanished)["reason"] == "replaced"
-    json.dumps(event_json(DeviceProgress("7", NOW, "s", "d", 5.0, None, ExportStatus.SYNCING,
-                                         None, 0.5, timedelta(seconds=190))))
+    json.dumps(
+        event_json(
+            DeviceProgress(
+                "7",
+                NOW,
+                "s",
+                "d",
+                5.0,
+                None,
+                ExportStatus.SYNCING,
+                None,
+                0.5,
+                timedelta(seconds=190),
+            )
+        )
+    )
     with pytest.raises(TypeError):
         jsonable(object())
 

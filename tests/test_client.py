@@ -61,8 +61,9 @@ async def test_base_url_path_prefix_and_basic_auth() -> None:
     assert seen[0].headers["authorization"] == httpx.BasicAuth("user", "pw")._auth_header
 
 
-async def test_ids_with_special_characters_round_trip(sim: SenseSimulator,
-                                                      clock: ManualClock) -> None:
+async def test_ids_with_special_characters_round_trip(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
     ids = ["a&b c", "é<>", "50%#1"]
     for export_id in ids:
         sim.add_export(export_id=export_id)
@@ -145,8 +146,9 @@ async def test_authentication_errors_are_not_retried(status: int) -> None:
 async def test_other_api_errors_are_not_retried_but_general_error_is() -> None:
     answers = iter([b'<result errorcode="-18"/>', b'<result errorcode="-2"/>'])
     seen, transport = recording(lambda r: httpx.Response(200, content=next(answers)))
-    async with vdgexport.Client("http://vdg.test", transport=transport,
-                                poll_interval=0.001) as client:
+    async with vdgexport.Client(
+        "http://vdg.test", transport=transport, poll_interval=0.001
+    ) as client:
         with pytest.raises(vdgexport.ApiError) as info:
             await client.list_exports()
     assert info.value.code == -2
@@ -164,8 +166,9 @@ async def test_hung_server_times_out(sim: SenseSimulator, clock: ManualClock) ->
 async def test_body_over_the_cap_is_refused_without_reading_the_rest() -> None:
     stream = EndlessBody()
     transport = httpx.MockTransport(lambda r: httpx.Response(200, stream=stream))
-    async with vdgexport.Client("http://vdg.test", transport=transport, poll_interval=0.001,
-                                max_response_bytes=1_000_000) as client:
+    async with vdgexport.Client(
+        "http://vdg.test", transport=transport, poll_interval=0.001, max_response_bytes=1_000_000
+    ) as client:
         with pytest.raises(vdgexport.ProtocolError, match="exceeds the cap"):
             await client.list_exports()
     assert stream.closed == 3  # three attempts, each closed at the cap
@@ -196,17 +199,17 @@ class EndlessBody(httpx.AsyncByteStream):
 
 
 async def test_declared_length_over_the_cap_is_refused_before_reading() -> None:
-    seen, transport = recording(
+    _, transport = recording(
         lambda r: httpx.Response(200, content=b"x" * 2000, headers={"content-length": "2000"})
     )
-    async with vdgexport.Client("http://vdg.test", transport=transport, poll_interval=0.001,
-                                max_response_bytes=1000) as client:
+    async with vdgexport.Client(
+        "http://vdg.test", transport=transport, poll_interval=0.001, max_response_bytes=1000
+    ) as client:
         with pytest.raises(vdgexport.ProtocolError, match="2000 bytes exceeds"):
             await client.list_exports()
 
 
-async def test_closed_client_raises_runtime_error(sim: SenseSimulator,
-                                                  clock: ManualClock) -> None:
+async def test_closed_client_raises_runtime_error(sim: SenseSimulator, clock: ManualClock) -> None:
     client = make_client(sim, clock)
     assert len(await client.list_exports()) == 0  # one-shot calls work without `async with`
     await client.aclose()
@@ -231,8 +234,12 @@ async def test_secrets_never_in_repr_errors_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="vdgexport")
     transport = httpx.MockTransport(lambda r: httpx.Response(503))
-    client = vdgexport.Client("http://admin:hunter2@vdg.test/x", auth=("user", "s3cret"),
-                              transport=transport, poll_interval=0.001)
+    client = vdgexport.Client(
+        "http://admin:hunter2@vdg.test/x",
+        auth=("user", "s3cret"),
+        transport=transport,
+        poll_interval=0.001,
+    )
     async with client:
         with pytest.raises(vdgexport.HTTPStatusError) as info:
             await client.list_exports()
@@ -254,8 +261,7 @@ def test_backoff_honours_retry_after_up_to_the_cap() -> None:
         assert 0.0 <= backoff(failures, 1.0, 10.0) <= min(10.0, 2.0 ** (failures - 1))
 
 
-async def test_retry_after_is_read_from_the_answer(sim: SenseSimulator,
-                                                   clock: ManualClock) -> None:
+async def test_retry_after_is_read_from_the_answer(sim: SenseSimulator, clock: ManualClock) -> None:
     sim.inject(Fault.STATUS, status=429, retry_after=0, times=1)
     async with make_client(sim, clock) as client:
         with anyio.fail_after(5):

@@ -36,7 +36,10 @@ def device(progress: str = "45", status: str = "SYNCING", extra: str = "") -> st
 def body(*exports: str, count: str | None = None, code: str = "0") -> bytes:
     n = str(len(exports)) if count is None else count
     inner = "".join(exports)
-    return f'<?xml version="1.0"?><result errorcode="{code}"><exports count="{n}">{inner}</exports></result>'.encode()
+    return (
+        f'<?xml version="1.0"?><result errorcode="{code}"><exports count="{n}">'
+        f"{inner}</exports></result>"
+    ).encode()
 
 
 def export(eid: str = "7", status: str = "SYNCING", devices: str | None = None) -> str:
@@ -85,9 +88,19 @@ def test_status_any_case_and_whitespace(text: str, status: ExportStatus) -> None
     assert e.raw_status == text
 
 
-@pytest.mark.parametrize(("text", "value"), [("45", 45.0), ("45.5", 45.5), ("45%", 45.0),
-                                             (" 45.5 % ", 45.5), ("", 0.0), ("n/a", 0.0),
-                                             ("250", 100.0), ("-3", 0.0)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("45", 45.0),
+        ("45.5", 45.5),
+        ("45%", 45.0),
+        (" 45.5 % ", 45.5),
+        ("", 0.0),
+        ("n/a", 0.0),
+        ("250", 100.0),
+        ("-3", 0.0),
+    ],
+)
 def test_progress_forms(text: str, value: float) -> None:
     [e] = parse_export_list(body(export(devices=device(progress=text))))
     assert e.devices[0].progress == value
@@ -95,12 +108,12 @@ def test_progress_forms(text: str, value: float) -> None:
 
 def test_children_in_any_order_unknown_tags_and_attributes_ignored() -> None:
     xml = (
-        '<result errorcode="0" extra="1"><new/><exports count="1" page="1"><export kind="x">'
-        "<devices><device><progress>10</progress><future>1</future><status>syncing</status>"
-        "<deviceid>d</deviceid><serverid>s</serverid></device></devices>"
-        "<Status>PENDING</Status><EXPORTID>9</EXPORTID><unknown><deep/></unknown>"
-        "</export></exports></result>"
-    ).encode()
+        b'<result errorcode="0" extra="1"><new/><exports count="1" page="1"><export kind="x">'
+        b"<devices><device><progress>10</progress><future>1</future><status>syncing</status>"
+        b"<deviceid>d</deviceid><serverid>s</serverid></device></devices>"
+        b"<Status>PENDING</Status><EXPORTID>9</EXPORTID><unknown><deep/></unknown>"
+        b"</export></exports></result>"
+    )
     [e] = parse_export_list(xml)
     assert e.export_id == "9"
     assert e.status is ExportStatus.PENDING
@@ -127,7 +140,9 @@ def test_unparseable_timestamp_is_none_with_raw_text_kept() -> None:
 
 def test_negative_errorcode_is_a_typed_api_error() -> None:
     with pytest.raises(ExportNotFoundError) as nf:
-        parse_export_list(b'<result errorcode="-57"><description>Invalid exportid</description></result>')
+        parse_export_list(
+            b'<result errorcode="-57"><description>Invalid exportid</description></result>'
+        )
     assert (nf.value.code, nf.value.description) == (-57, "Invalid exportid")
     with pytest.raises(ApiError) as other:
         parse_export_list(b'<result errorcode="-18"/>')

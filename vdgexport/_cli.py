@@ -14,7 +14,8 @@ import contextlib
 import getpass
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -53,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import rich  # noqa: F401
     except ImportError:
-        print(f"vdgexport: the command line needs its extra packages: {INSTALL_HINT}",
-              file=sys.stderr)
+        print(
+            f"vdgexport: the command line needs its extra packages: {INSTALL_HINT}", file=sys.stderr
+        )
         return EXIT_ERROR
     parser = build_parser()
     try:
@@ -62,8 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or bad usage (argparse printed why)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "needs_url", False) and not args.url:
-        print(f"vdgexport {args.command}: error: give --url URL or set VDG_URL",
-              file=sys.stderr)
+        print(f"vdgexport {args.command}: error: give --url URL or set VDG_URL", file=sys.stderr)
         return EXIT_USAGE
     command: Callable[[argparse.Namespace], int] = args.run
     try:
@@ -79,26 +80,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subcommand each, their options after it."""
     parser = argparse.ArgumentParser(
-        prog="vdgexport", description="Watch video exports on VDG Sense servers.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="vdgexport",
+        description="Watch video exports on VDG Sense servers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"vdgexport {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
-                        help=argparse.SUPPRESS)
+    common.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help=argparse.SUPPRESS
+    )
     server = argparse.ArgumentParser(add_help=False)
-    server.add_argument("--url", default=os.environ.get("VDG_URL"),
-                        help="the server, http://host[:port][/prefix] (default: $VDG_URL)")
-    server.add_argument("--user", metavar="NAME",
-                        help="log in as NAME; the password comes from $VDG_PASSWORD or a "
-                             "hidden prompt")
-    server.add_argument("--interval", type=_positive, default=1.0, metavar="SECONDS",
-                        help="fastest poll interval, and first retry delay (default: 1)")
-    server.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS",
-                        help="time limit of one request (default: 10)")
+    server.add_argument(
+        "--url",
+        default=os.environ.get("VDG_URL"),
+        help="the server, http://host[:port][/prefix] (default: $VDG_URL)",
+    )
+    server.add_argument(
+        "--user",
+        metavar="NAME",
+        help="log in as NAME; the password comes from $VDG_PASSWORD or a hidden prompt",
+    )
+    server.add_argument(
+        "--interval",
+        type=_positive,
+        default=1.0,
+        metavar="SECONDS",
+        help="fastest poll interval, and first retry delay (default: 1)",
+    )
+    server.add_argument(
+        "--timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="time limit of one request (default: 10)",
+    )
     _add_demo(commands, common)
     _add_status(commands, common, server)
     _add_watch(commands, common, server)
@@ -128,36 +148,57 @@ def _count(text: str) -> int:
 
 def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:
     cmd = commands.add_parser(
-        "demo", parents=[common], help="watch exports on the built-in simulator",
+        "demo",
+        parents=[common],
+        help="watch exports on the built-in simulator",
         description="Start the simulator in-process with several exports, remove one, "
-                    "restart its PluginManager so another vanishes, and watch them all. "
-                    "Takes about 15 seconds; exits 0.")
-    cmd.add_argument("--speed", type=_positive, default=10.0, metavar="X",
-                     help="simulated seconds per real second (default: 10)")
+        "restart its PluginManager so another vanishes, and watch them all. "
+        "Takes about 15 seconds; exits 0.",
+    )
+    cmd.add_argument(
+        "--speed",
+        type=_positive,
+        default=10.0,
+        metavar="X",
+        help="simulated seconds per real second (default: 10)",
+    )
     cmd.set_defaults(run=_run_demo)
 
 
-def _add_status(commands: Any, common: argparse.ArgumentParser,
-                server: argparse.ArgumentParser) -> None:
+def _add_status(
+    commands: Any, common: argparse.ArgumentParser, server: argparse.ArgumentParser
+) -> None:
     cmd = commands.add_parser(
-        "status", parents=[common, server], help="show exports, or one export's devices",
+        "status",
+        parents=[common, server],
+        help="show exports, or one export's devices",
         description="A table of every export, or of one export and its devices. "
-                    "--json prints one JSON document.")
+        "--json prints one JSON document.",
+    )
     cmd.add_argument("export_id", nargs="?", metavar="ID", help="one export id")
     cmd.set_defaults(run=_run_status, needs_url=True)
 
 
-def _add_watch(commands: Any, common: argparse.ArgumentParser,
-               server: argparse.ArgumentParser) -> None:
+def _add_watch(
+    commands: Any, common: argparse.ArgumentParser, server: argparse.ArgumentParser
+) -> None:
     cmd = commands.add_parser(
-        "watch", parents=[common, server], help="follow exports until they end",
+        "watch",
+        parents=[common, server],
+        help="follow exports until they end",
         description="Live progress until every export ends. --json prints JSON Lines: one "
-                    "object per event, with its \"type\" and every field.",
+        'object per event, with its "type" and every field.',
         epilog="exit codes: 0 all completed, 3 one was removed, 4 one vanished, "
-               "1 another error, 2 bad usage")
+        "1 another error, 2 bad usage",
+    )
     cmd.add_argument("export_ids", nargs="+", metavar="ID", help="export ids to watch")
-    cmd.add_argument("--outage-timeout", type=_positive, default=300.0, metavar="SECONDS",
-                     help="give up after the server failed this long (default: 300)")
+    cmd.add_argument(
+        "--outage-timeout",
+        type=_positive,
+        default=300.0,
+        metavar="SECONDS",
+        help="give up after the server failed this long (default: 300)",
+    )
     cmd.set_defaults(run=_run_watch, needs_url=True)
 
 
@@ -165,17 +206,30 @@ def _add_simulate(commands: Any) -> None:
     from ._cli_sim import CONTROL_HELP
 
     cmd = commands.add_parser(
-        "simulate", help="serve the simulator over HTTP",
+        "simulate",
+        help="serve the simulator over HTTP",
         description="Serve a simulated SensePluginManager over real HTTP, for curl or your "
-                    "own code. Stop it with Ctrl-C.",
-        epilog=CONTROL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "own code. Stop it with Ctrl-C.",
+        epilog=CONTROL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    cmd.add_argument("--port", type=_count, default=8080,
-                     help="port to listen on; 0 picks a free one (default: 8080)")
-    cmd.add_argument("--exports", type=_count, default=5, metavar="N",
-                     help="exports to start with (default: 5)")
-    cmd.add_argument("--speed", type=_positive, default=1.0, metavar="X",
-                     help="simulated seconds per real second (default: 1)")
+    cmd.add_argument(
+        "--port",
+        type=_count,
+        default=8080,
+        help="port to listen on; 0 picks a free one (default: 8080)",
+    )
+    cmd.add_argument(
+        "--exports", type=_count, default=5, metavar="N", help="exports to start with (default: 5)"
+    )
+    cmd.add_argument(
+        "--speed",
+        type=_positive,
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second (default: 1)",
+    )
     cmd.set_defaults(run=_run_simulate)
 
 
@@ -209,8 +263,9 @@ def _run_watch(args: argparse.Namespace) -> int:
     return _with_client(args, _watch)
 
 
-def _with_client(args: argparse.Namespace,
-                 command: Callable[[Client, argparse.Namespace, Console], Any]) -> int:
+def _with_client(
+    args: argparse.Namespace, command: Callable[[Client, argparse.Namespace, Console], Any]
+) -> int:
     """Run ``command`` with a client of ``--url``; a `VdgError` becomes one line and 1."""
     auth = None
     if args.user:
@@ -221,10 +276,14 @@ def _with_client(args: argparse.Namespace,
     console = make_console()
 
     async def run() -> int | VdgError:
-        async with Client(args.url, auth=auth, timeout=args.timeout,
-                          poll_interval=args.interval,
-                          max_poll_interval=max(args.interval, 10.0),
-                          outage_timeout=getattr(args, "outage_timeout", 300.0)) as client:
+        async with Client(
+            args.url,
+            auth=auth,
+            timeout=args.timeout,
+            poll_interval=args.interval,
+            max_poll_interval=max(args.interval, 10.0),
+            outage_timeout=getattr(args, "outage_timeout", 300.0),
+        ) as client:
             # Caught inside the block: the client's task group would wrap it in a group.
             try:
                 code: int = await command(client, args, console)
@@ -253,27 +312,66 @@ async def _status(client: Client, args: argparse.Namespace, console: Console) ->
         if args.json:
             print(dumps(export_json(export)))
             return EXIT_OK
-        print_table(console, ("export", "status", "progress", "bandwidth", "path"),
-                    [(export.export_id, export.status.value, f"{export.progress:.1f}%",
-                      fmt_bandwidth(export.bandwidth_kbps), export.path)],
-                    title=f"Export {export.export_id}", style_column=1)
-        rows = [(d.server_id, d.device_id, _when(d.start_time), _when(d.end_time),
-                 f"{d.progress:.1f}%", d.status.value) for d in export.devices]
-        print_table(console, ("server", "device", "start (UTC)", "end (UTC)", "progress",
-                              "status"), rows, title="Devices", style_column=5)
+        print_table(
+            console,
+            ("export", "status", "progress", "bandwidth", "path"),
+            [
+                (
+                    export.export_id,
+                    export.status.value,
+                    f"{export.progress:.1f}%",
+                    fmt_bandwidth(export.bandwidth_kbps),
+                    export.path,
+                )
+            ],
+            title=f"Export {export.export_id}",
+            style_column=1,
+        )
+        rows = [
+            (
+                d.server_id,
+                d.device_id,
+                _when(d.start_time),
+                _when(d.end_time),
+                f"{d.progress:.1f}%",
+                d.status.value,
+            )
+            for d in export.devices
+        ]
+        print_table(
+            console,
+            ("server", "device", "start (UTC)", "end (UTC)", "progress", "status"),
+            rows,
+            title="Devices",
+            style_column=5,
+        )
         return EXIT_OK
     exports = await client.list_exports()
     if args.json:
         print(dumps(export_list_json(exports)))
         return EXIT_OK
-    rows = [(e.export_id, e.status.value, f"{e.progress:.1f}%", str(len(e.devices)),
-             fmt_bandwidth(e.bandwidth_kbps), e.path) for e in exports]
-    print_table(console, ("export", "status", "progress", "devices", "bandwidth", "path"),
-                rows, title=f"{len(rows)} exports", style_column=1)
+    rows = [
+        (
+            e.export_id,
+            e.status.value,
+            f"{e.progress:.1f}%",
+            str(len(e.devices)),
+            fmt_bandwidth(e.bandwidth_kbps),
+            e.path,
+        )
+        for e in exports
+    ]
+    print_table(
+        console,
+        ("export", "status", "progress", "devices", "bandwidth", "path"),
+        rows,
+        title=f"{len(rows)} exports",
+        style_column=1,
+    )
     return EXIT_OK
 
 
-def _when(moment: Any) -> str:
+def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -293,9 +391,12 @@ async def _watch(client: Client, args: argparse.Namespace, console: Console) -> 
     return exit_code(outcomes.values())
 
 
-async def run_watches(client: Client, export_ids: Sequence[str], view: View,
-                      observe: Callable[[WatchEvent], None] | None = None,
-                      ) -> dict[str, TerminalEvent]:
+async def run_watches(
+    client: Client,
+    export_ids: Sequence[str],
+    view: View,
+    observe: Callable[[WatchEvent], None] | None = None,
+) -> dict[str, TerminalEvent]:
     """Watch every id at once in one task group and return the terminal event of each.
 
     Every event goes to ``view`` (then ``observe``). The first `VdgError` of any watch
@@ -325,7 +426,7 @@ async def run_watches(client: Client, export_ids: Sequence[str], view: View,
     return outcomes
 
 
-def exit_code(outcomes: Any) -> int:
+def exit_code(outcomes: Iterable[TerminalEvent]) -> int:
     """4 if any export vanished, else 3 if any was removed, else 0."""
     events = list(outcomes)
     if any(isinstance(e, ExportVanished) for e in events):

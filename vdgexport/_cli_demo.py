@@ -51,15 +51,23 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
         return (time.monotonic() - t0) * speed
 
     sim = SenseSimulator(clock=clock)
-    ids = [sim.add_export(duration=e.durations, path=e.path, bandwidth_kbps=e.bandwidth_kbps,
-                          pending=e.pending) for e in DEMO_EXPORTS]
+    ids = [
+        sim.add_export(
+            duration=e.durations, path=e.path, bandwidth_kbps=e.bandwidth_kbps, pending=e.pending
+        )
+        for e in DEMO_EXPORTS
+    ]
     fates = {i: e.fate for i, e in zip(ids, DEMO_EXPORTS, strict=True)}
     board = Board(ids, title=f"vdgexport demo: simulated VDG Sense at {speed:g}x speed")
     view = make_view(console, board, json=json)
     director = _Director(sim, clock, speed, fates, view)
     poll = min(0.2, max(0.01, 2.0 / speed))
-    async with Client("http://simulator", transport=httpx.ASGITransport(app=sim),
-                      poll_interval=poll, max_poll_interval=poll * 2) as client:
+    async with Client(
+        "http://simulator",
+        transport=httpx.ASGITransport(app=sim),
+        poll_interval=poll,
+        max_poll_interval=poll * 2,
+    ) as client:
         with view:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(director.run)
@@ -72,8 +80,14 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
 class _Director:
     """Removes one export mid-way, then restarts the PluginManager so another vanishes."""
 
-    def __init__(self, sim: SenseSimulator, clock: Callable[[], float], speed: float,
-                 fates: dict[str, str], view: View) -> None:
+    def __init__(
+        self,
+        sim: SenseSimulator,
+        clock: Callable[[], float],
+        speed: float,
+        fates: dict[str, str],
+        view: View,
+    ) -> None:
         self.sim, self.clock, self.speed, self.view = sim, clock, speed, view
         self.fates = fates
         self.seen = {i: anyio.Event() for i in fates}

@@ -39,8 +39,11 @@ def jsonable(value: object) -> Any:
 
 
 def _dataclass_json(value: Any) -> dict[str, Any]:
-    data = {f.name: jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value) if not f.name.startswith("_")}
+    data = {
+        f.name: jsonable(getattr(value, f.name))
+        for f in dataclasses.fields(value)
+        if not f.name.startswith("_")
+    }
     if isinstance(value, Export):
         data["progress"] = value.progress
     return data

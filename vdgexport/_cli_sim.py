@@ -44,15 +44,22 @@ class SimControl:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace")))
         status, text = self.control(scope.get("method", "GET"), path, query)
         body = text.encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def control(self, method: str, path: str, query: dict[str, str]) -> tuple[int, str]:
         """Carry out one control request; return the HTTP status and a line of text."""
-        action = path[len("/_sim"):].strip("/")
+        action = path[len("/_sim") :].strip("/")
         if action == "":
             return 200, self._listing()
         if action not in ("add", "remove", "restart"):
@@ -71,8 +78,9 @@ class SimControl:
             return 200, f"removed export {export_id}\n"
         try:
             devices = int(query.get("devices", "1"))
-            export_id = self.sim.add_export(devices=devices,
-                                            duration=float(query.get("duration", "60")))
+            export_id = self.sim.add_export(
+                devices=devices, duration=float(query.get("duration", "60"))
+            )
         except ValueError as exc:
             return 400, f"bad request: {exc}\n"
         return 200, f"{export_id}\n"
@@ -87,8 +95,9 @@ def make_simulator(exports: int, speed: float) -> SenseSimulator:
     t0 = time.monotonic()
     sim = SenseSimulator(clock=lambda: (time.monotonic() - t0) * speed)
     for n in range(exports):
-        sim.add_export(devices=1 + n % 4, duration=60.0 * (n + 1),
-                       bandwidth_kbps=4000.0 * (1 + n % 3))
+        sim.add_export(
+            devices=1 + n % 4, duration=60.0 * (n + 1), bandwidth_kbps=4000.0 * (1 + n % 3)
+        )
     return sim
 
 
@@ -109,14 +118,16 @@ def serve(*, host: str, port: int, exports: int, speed: float) -> int:
                 return
             bound = self.servers[0].sockets[0].getsockname()
             url = f"http://{_host(bound[0])}:{bound[1]}"
-            print(f"vdgexport simulator at {url} ({exports} exports, {speed:g}x speed)\n"
-                  f"  try:     curl '{url}/command?command=getExportVideoStatus'\n"
-                  f"  control: curl -X POST {url}/_sim/restart   (see {url}/_sim)\n"
-                  "Press Ctrl-C to stop.", flush=True)
+            print(
+                f"vdgexport simulator at {url} ({exports} exports, {speed:g}x speed)\n"
+                f"  try:     curl '{url}/command?command=getExportVideoStatus'\n"
+                f"  control: curl -X POST {url}/_sim/restart   (see {url}/_sim)\n"
+                "Press Ctrl-C to stop.",
+                flush=True,
+            )
 
     app = SimControl(make_simulator(exports, speed))
-    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                   lifespan="off"))
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     try:
         server.run()
     except KeyboardInterrupt:

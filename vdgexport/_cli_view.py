@@ -43,9 +43,19 @@ __all__ = [
     "print_table",
 ]
 
-_STYLES = {"SYNCING": "cyan", "PENDING": "yellow", "COMPLETED": "green", "REMOVED": "yellow",
-           "UNKNOWN": "magenta", "completed": "green", "removed": "yellow",
-           "vanished": "red", "error": "red", "stalled": "yellow", "waiting": "dim"}
+_STYLES = {
+    "SYNCING": "cyan",
+    "PENDING": "yellow",
+    "COMPLETED": "green",
+    "REMOVED": "yellow",
+    "UNKNOWN": "magenta",
+    "completed": "green",
+    "removed": "yellow",
+    "vanished": "red",
+    "error": "red",
+    "stalled": "yellow",
+    "waiting": "dim",
+}
 
 
 def fmt_eta(eta: timedelta | None) -> str:
@@ -132,8 +142,9 @@ class Board:
         """Apply one event and return the row of its export."""
         row = self.rows.setdefault(event.export_id, ExportRow(event.export_id))
         if isinstance(event, DeviceProgress):
-            dev = row.devices.setdefault((event.server_id, event.device_id),
-                                         DeviceRow(event.device_id))
+            dev = row.devices.setdefault(
+                (event.server_id, event.device_id), DeviceRow(event.device_id)
+            )
             dev.progress, dev.status, dev.eta = event.progress, event.status.value, event.eta
             row.bandwidth_kbps = event.bandwidth_kbps
         elif isinstance(event, ExportVanished):
@@ -147,16 +158,23 @@ class Board:
         row.outcome = outcome_of(event) or row.outcome
         return row
 
-    def __rich_console__(self, console: Console,
-                         options: ConsoleOptions) -> Iterator[RenderableType]:
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
         """The table, its bars as wide as the terminal allows; the last notes below it."""
         states = [r.outcome or r.status for r in self.rows.values()]
         status = max([9, *(len(s) for s in states)])
         room = options.max_width - status - 32  # the other columns and the padding
         bar = max(12, min(30, room - 30))
         name = max(12, min(38, room - bar))
-        table = Table(box=None, padding=(0, 1), title=self.title or None, title_justify="left",
-                      show_header=True, header_style="bold")
+        table = Table(
+            box=None,
+            padding=(0, 1),
+            title=self.title or None,
+            title_justify="left",
+            show_header=True,
+            header_style="bold",
+        )
         table.add_column("export", no_wrap=True, overflow="ellipsis", width=name)
         table.add_column("progress", no_wrap=True, width=bar)
         table.add_column("%", justify="right", no_wrap=True, min_width=5)
@@ -174,24 +192,40 @@ class Board:
         state = row.outcome or row.status
         style = _STYLES.get(state.split(" ")[0], "")
         name = Text.assemble((f"export {row.export_id}", "bold"), " ", (row.path, "dim"))
-        table.add_row(name, _bar(row.progress, row.status, row.outcome, bar),
-                      f"{row.progress:5.1f}", fmt_bandwidth(row.bandwidth_kbps),
-                      fmt_eta(row.eta), Text(state, style=style))
+        table.add_row(
+            name,
+            _bar(row.progress, row.status, row.outcome, bar),
+            f"{row.progress:5.1f}",
+            fmt_bandwidth(row.bandwidth_kbps),
+            fmt_eta(row.eta),
+            Text(state, style=style),
+        )
         items = list(row.devices.values())
         for n, dev in enumerate(items):
             branch = "└" if n == len(items) - 1 else "├"
             label = Text(f" {branch} device {_short(dev.device_id)}")
             eta = fmt_eta(dev.eta) if dev.status == "SYNCING" and not row.outcome else "-"
-            table.add_row(label, _bar(dev.progress, dev.status, row.outcome, bar),
-                          f"{dev.progress:5.1f}", "", eta,
-                          Text(dev.status, style=_STYLES.get(dev.status, "")))
+            table.add_row(
+                label,
+                _bar(dev.progress, dev.status, row.outcome, bar),
+                f"{dev.progress:5.1f}",
+                "",
+                eta,
+                Text(dev.status, style=_STYLES.get(dev.status, "")),
+            )
 
 
 def _bar(progress: float, status: str, outcome: str | None, width: int) -> ProgressBar:
     failed = outcome is not None and outcome != "completed"
     style = "red" if failed else "green" if status == "COMPLETED" else "cyan"
-    return ProgressBar(total=100, completed=progress, width=width, pulse=status == "PENDING",
-                       complete_style=style, finished_style=style)
+    return ProgressBar(
+        total=100,
+        completed=progress,
+        width=width,
+        pulse=status == "PENDING",
+        complete_style=style,
+        finished_style=style,
+    )
 
 
 def _short(uid: str) -> str:
@@ -209,8 +243,12 @@ class View:
     def __enter__(self) -> View:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         return None
 
     def on_event(self, event: WatchEvent) -> None:
@@ -223,10 +261,23 @@ class View:
 
     def summary(self) -> None:
         """Print the outcome of every export."""
-        rows = [(f"export {r.export_id}", r.path, str(len(r.devices)), f"{r.progress:.1f}%",
-                 r.outcome or "unfinished") for r in self.board.rows.values()]
-        print_table(self.console, ("export", "path", "devices", "progress", "outcome"), rows,
-                    title="Summary", style_column=4)
+        rows = [
+            (
+                f"export {r.export_id}",
+                r.path,
+                str(len(r.devices)),
+                f"{r.progress:.1f}%",
+                r.outcome or "unfinished",
+            )
+            for r in self.board.rows.values()
+        ]
+        print_table(
+            self.console,
+            ("export", "path", "devices", "progress", "outcome"),
+            rows,
+            title="Summary",
+            style_column=4,
+        )
 
 
 class LiveView(View):
@@ -234,15 +285,24 @@ class LiveView(View):
 
     def __init__(self, console: Console, board: Board) -> None:
         super().__init__(console, board)
-        self._live = Live(board, console=console, refresh_per_second=8,
-                          redirect_stdout=False, redirect_stderr=False)
+        self._live = Live(
+            board,
+            console=console,
+            refresh_per_second=8,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
 
     def __enter__(self) -> View:
         self._live.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._live.stop()
 
 
@@ -257,19 +317,25 @@ class PlainView(View):
         if isinstance(event, DeviceProgress):
             dev = row.devices[(event.server_id, event.device_id)]
             step = int(event.progress // 10)
-            if step != dev.step or event.previous_progress is None or (
-                    event.status is not ExportStatus.SYNCING):
+            if (
+                step != dev.step
+                or event.previous_progress is None
+                or (event.status is not ExportStatus.SYNCING)
+            ):
                 dev.step = step
-                eta = (f", ETA {fmt_eta(event.eta)}"
-                       if event.status is ExportStatus.SYNCING else "")
-                self.line(f"{name} device {_short(dev.device_id)}: {event.progress:.1f}% "
-                          f"{event.status.value}{eta}")
+                eta = f", ETA {fmt_eta(event.eta)}" if event.status is ExportStatus.SYNCING else ""
+                self.line(
+                    f"{name} device {_short(dev.device_id)}: {event.progress:.1f}% "
+                    f"{event.status.value}{eta}"
+                )
         elif isinstance(event, ExportStatusChanged):
             extra = ""
             if event.previous_status is None:
                 count = len(row.devices)
-                extra = (f" ({row.path}, {count} device{'s' if count != 1 else ''}, "
-                         f"{fmt_bandwidth(row.bandwidth_kbps)})")
+                extra = (
+                    f" ({row.path}, {count} device{'s' if count != 1 else ''}, "
+                    f"{fmt_bandwidth(row.bandwidth_kbps)})"
+                )
             self.line(f"{name}: {event.status.value}{extra}")
         elif isinstance(event, ExportStalled):
             self.line(f"{name}: stalled for {fmt_eta(event.stalled_for)}")
@@ -315,14 +381,22 @@ def make_view(console: Console, board: Board, *, json: bool) -> View:
     return PlainView(console, board)
 
 
-def print_table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]], *,
-                title: str = "", style_column: int | None = None) -> None:
+def print_table(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str = "",
+    style_column: int | None = None,
+) -> None:
     """A rich table on a terminal; aligned plain text columns elsewhere."""
     if not console.is_terminal:
         widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
         lines = [f"{title}:"] if title else []
-        lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-                  for cells in [headers, *rows]]
+        lines += [
+            "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+            for cells in [headers, *rows]
+        ]
         out = console.file
         out.write("\n".join(lines) + "\n")
         out.flush()
@@ -331,7 +405,9 @@ def print_table(console: Console, headers: Sequence[str], rows: Sequence[Sequenc
     for header in headers:
         table.add_column(header, overflow="fold")
     for cells in rows:
-        styled = [Text(c, style=_STYLES.get(c.split(" ")[0], "") if i == style_column else "")
-                  for i, c in enumerate(cells)]
+        styled = [
+            Text(c, style=_STYLES.get(c.split(" ")[0], "") if i == style_column else "")
+            for i, c in enumerate(cells)
+        ]
         table.add_row(*styled)
     console.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
@@ -18,6 +19,11 @@ from ._parse import parse_export, parse_export_list
 from ._poller import Poller
 from ._transport import HttpTransport, retrying
 from ._watch import Watch
+
+if sys.version_info >= (3, 11):
+    _Group = BaseExceptionGroup  # noqa: F821 - a builtin since 3.11
+else:  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup as _Group
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Client"]
 
@@ -61,25 +67,39 @@ class Client:
         ```
     """
 
-    def __init__(self, base_url: str, *, auth: httpx.Auth | tuple[str, str] | None = None,
-                 timeout: float = 10.0, poll_interval: float = 1.0,
-                 max_poll_interval: float = 10.0, outage_timeout: float | None = 300.0,
-                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 stall_after: float | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        timeout: float = 10.0,
+        poll_interval: float = 1.0,
+        max_poll_interval: float = 10.0,
+        outage_timeout: float | None = 300.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        stall_after: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         if poll_interval <= 0 or max_poll_interval <= 0:
             raise ValueError("poll intervals must be positive")
-        self._http = httpx.AsyncClient(auth=_auth(auth), transport=transport,
-                                       timeout=timeout, follow_redirects=False)
-        self._io = HttpTransport(self._http, base_url, timeout=timeout,
-                                 max_bytes=max_response_bytes)
+        self._http = httpx.AsyncClient(
+            auth=_auth(auth), transport=transport, timeout=timeout, follow_redirects=False
+        )
+        self._io = HttpTransport(
+            self._http, base_url, timeout=timeout, max_bytes=max_response_bytes
+        )
         self._poll = (poll_interval, max(poll_interval, max_poll_interval))
-        self._poller = Poller(fetch_one=self._fetch_one, fetch_list=self._fetch_list,
-                              spawn=self._spawn, poll_interval=poll_interval,
-                              max_poll_interval=max_poll_interval,
-                              outage_timeout=outage_timeout, stall_after=stall_after,
-                              clock=clock or time.monotonic)
+        self._poller = Poller(
+            fetch_one=self._fetch_one,
+            fetch_list=self._fetch_list,
+            spawn=self._spawn,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            outage_timeout=outage_timeout,
+            stall_after=stall_after,
+            clock=clock or time.monotonic,
+        )
         self._stack: AsyncExitStack | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
         self._last_body: tuple[bytes, ExportList] | None = None
@@ -100,12 +120,23 @@ class Client:
             self._stack = stack.pop_all()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
         stack, self._stack = self._stack, None
-        if stack is not None:
+        if stack is None:
+            return
+        try:
             await stack.__aexit__(exc_type, exc, tb)
+        except _Group as group:
+            # The poller never raises, so the task group only wraps the block's own error:
+            # let it propagate as itself, so that `except VdgError` around the block works.
+            if exc is None or list(group.exceptions) != [exc]:
+                raise
 
     async def aclose(self) -> None:
         """Stop polling, end open watches with `RuntimeError`, close the connections.
@@ -144,6 +175,7 @@ class Client:
 
     async def get_export(self, export_id: ExportId) -> Export:
         """The export with this id; `ExportNotFoundError` if the server answers -57."""
+
         async def fetch() -> Export:
             return await self._fetch_one(str(export_id))
 
@@ -188,8 +220,9 @@ class Client:
         self._check_open()
         return Watch(self._poller, str(export_id), resume)
 
-    async def wait_for_completion(self, export_id: ExportId, *,
-                                  timeout: float | None = None) -> Export:  # noqa: ASYNC109
+    async def wait_for_completion(
+        self, export_id: ExportId, *, timeout: float | None = None
+    ) -> Export:
         """Wait until the export completes and return it.
 
         Raises:
@@ -215,7 +248,8 @@ class Client:
                         raise ExportRemovedError(f"export {export_id!r} was removed", event)
                     if isinstance(event, ExportVanished):
                         raise ExportVanishedError(
-                            f"export {export_id!r} vanished ({event.reason.value})", event)
+                            f"export {export_id!r} vanished ({event.reason.value})", event
+                        )
         raise RuntimeError("the watch ended without a terminal event")  # pragma: no cover
 
 

@@ -54,8 +54,12 @@ class Baseline:
         status = data["status"]
         spans = frozenset(tuple(str(v) for v in s) for s in data["spans"])
         devices = {(str(a), str(b)): (float(p), ExportStatus(s)) for a, b, p, s in data["devices"]}
-        return cls(None if status is None else ExportStatus(status), (str(data["path"]), spans),
-                   devices, None)
+        return cls(
+            None if status is None else ExportStatus(status),
+            (str(data["path"]), spans),
+            devices,
+            None,
+        )
 
 
 @dataclass(slots=True)
@@ -91,8 +95,14 @@ class Tracker:
             estimates[device.key] = (track.rate, _eta(device.progress, device.status, track.rate))
         return estimates
 
-    def events(self, base: Baseline | None, new: Export, at: datetime, now: float,
-               estimates: dict[DeviceKey, tuple[float | None, Any]]) -> list[WatchEvent]:
+    def events(
+        self,
+        base: Baseline | None,
+        new: Export,
+        at: datetime,
+        now: float,
+        estimates: dict[DeviceKey, tuple[float | None, Any]],
+    ) -> list[WatchEvent]:
         """The events that take a watcher from ``base`` to ``new``, terminal one last."""
         eid = self.export_id
         if base is not None and base.fingerprint != new.fingerprint:
@@ -106,17 +116,27 @@ class Tracker:
             before = seen.get(d.key)
             if before is None or before[0] != d.progress or before[1] is not d.status:
                 rate, eta = estimates.get(d.key, (None, None))
-                out.append(DeviceProgress(eid, at, d.server_id, d.device_id, d.progress,
-                                          None if before is None else before[0], d.status,
-                                          new.bandwidth_kbps, rate, eta))
+                out.append(
+                    DeviceProgress(
+                        eid,
+                        at,
+                        d.server_id,
+                        d.device_id,
+                        d.progress,
+                        None if before is None else before[0],
+                        d.status,
+                        new.bandwidth_kbps,
+                        rate,
+                        eta,
+                    )
+                )
         if new.status is ExportStatus.COMPLETED:
             out.append(ExportCompleted(eid, at, new))
         elif new.status is ExportStatus.REMOVED:
             out.append(ExportRemoved(eid, at, new))
         return out
 
-    def stall_events(self, moved: bool, new: Export, at: datetime,
-                     now: float) -> list[WatchEvent]:
+    def stall_events(self, moved: bool, new: Export, at: datetime, now: float) -> list[WatchEvent]:
         """`ExportStalled` / `ExportRecovered` for the shared watchers of this id."""
         if moved or self.last is None:
             self.last_move = now
@@ -125,8 +145,12 @@ class Tracker:
                 return [ExportRecovered(self.export_id, at, new)]
             return []
         limit = self.stall_after
-        if (limit is None or self.stalled or new.status is not ExportStatus.SYNCING
-                or now - self.last_move < limit):
+        if (
+            limit is None
+            or self.stalled
+            or new.status is not ExportStatus.SYNCING
+            or now - self.last_move < limit
+        ):
             return []
         self.stalled = True
         return [ExportStalled(self.export_id, at, timedelta(seconds=now - self.last_move), new)]

@@ -36,9 +36,7 @@ class ExportStatus(enum.Enum):
         """The status named by ``text``, compared case-insensitively, whitespace stripped."""
         if text is None:
             return cls.UNKNOWN
-        return _STATUS_BY_TEXT.get(text) or _STATUS_BY_TEXT.get(
-            text.strip().upper(), cls.UNKNOWN
-        )
+        return _STATUS_BY_TEXT.get(text) or _STATUS_BY_TEXT.get(text.strip().upper(), cls.UNKNOWN)
 
     @property
     def is_terminal(self) -> bool:

@@ -30,8 +30,19 @@ __all__ = ["check_envelope", "parse_export", "parse_export_list", "parse_tree"]
 
 _UTC = timezone.utc
 _DECLARATION = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
-_SAFE_ENCODINGS = frozenset({"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1",
-                             "latin1", "windows-1252", "cp1252"})
+_SAFE_ENCODINGS = frozenset(
+    {
+        "utf-8",
+        "utf8",
+        "us-ascii",
+        "ascii",
+        "iso-8859-1",
+        "latin-1",
+        "latin1",
+        "windows-1252",
+        "cp1252",
+    }
+)
 _HTML = re.compile(rb"^\s*(?:<!doctype\s+html|<html)", re.IGNORECASE)
 
 
@@ -191,8 +202,17 @@ def device_from(elem: Element) -> DeviceExport:
             end = text.strip()
     if progress is None or not 0.0 <= progress <= 100.0:
         progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
-    return _new_device(server_id, device_id, _timestamp(start), _timestamp(end), progress,
-                       ExportStatus.parse(raw_status), raw_status, start, end)
+    return _new_device(
+        server_id,
+        device_id,
+        _timestamp(start),
+        _timestamp(end),
+        progress,
+        ExportStatus.parse(raw_status),
+        raw_status,
+        start,
+        end,
+    )
 
 
 # The generated ``__init__`` of a frozen dataclass pays a global lookup and a call of
@@ -204,10 +224,26 @@ _E = [getattr(Export, f.name).__set__ for f in fields(Export)]
 
 
 def _new_device(
-    a: str, b: str, c: datetime | None, d: datetime | None, e: float, f: ExportStatus,
-    g: str, h: str, i: str, _new: Any = object.__new__, _cls: type = DeviceExport,
-    _a: Any = _D[0], _b: Any = _D[1], _c: Any = _D[2], _d: Any = _D[3], _e: Any = _D[4],
-    _f: Any = _D[5], _g: Any = _D[6], _h: Any = _D[7], _i: Any = _D[8],
+    a: str,
+    b: str,
+    c: datetime | None,
+    d: datetime | None,
+    e: float,
+    f: ExportStatus,
+    g: str,
+    h: str,
+    i: str,
+    _new: Any = object.__new__,
+    _cls: type = DeviceExport,
+    _a: Any = _D[0],
+    _b: Any = _D[1],
+    _c: Any = _D[2],
+    _d: Any = _D[3],
+    _e: Any = _D[4],
+    _f: Any = _D[5],
+    _g: Any = _D[6],
+    _h: Any = _D[7],
+    _i: Any = _D[8],
 ) -> DeviceExport:
     obj = _new(_cls)
     _a(obj, a), _b(obj, b), _c(obj, c), _d(obj, d), _e(obj, e), _f(obj, f)
@@ -216,15 +252,24 @@ def _new_device(
 
 
 def _new_export(
-    a: str, b: str, c: ExportStatus, d: float | None, e: tuple[DeviceExport, ...], f: str,
-    _new: Any = object.__new__, _cls: type = Export, _a: Any = _E[0], _b: Any = _E[1],
-    _c: Any = _E[2], _d: Any = _E[3], _e: Any = _E[4], _f: Any = _E[5],
+    a: str,
+    b: str,
+    c: ExportStatus,
+    d: float | None,
+    e: tuple[DeviceExport, ...],
+    f: str,
+    _new: Any = object.__new__,
+    _cls: type = Export,
+    _a: Any = _E[0],
+    _b: Any = _E[1],
+    _c: Any = _E[2],
+    _d: Any = _E[3],
+    _e: Any = _E[4],
+    _f: Any = _E[5],
 ) -> Export:
     obj = _new(_cls)
     _a(obj, a), _b(obj, b), _c(obj, c), _d(obj, d), _e(obj, e), _f(obj, f)
     return obj  # type: ignore[no-any-return]
-
-
 
 
 def _local(tag: str) -> str:

@@ -51,11 +51,18 @@ class Poller:
     imports nothing of the client. It runs only while some watch is open.
     """
 
-    def __init__(self, *, fetch_one: FetchOne, fetch_list: FetchList,
-                 spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], None],
-                 poll_interval: float, max_poll_interval: float,
-                 outage_timeout: float | None, stall_after: float | None,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        fetch_one: FetchOne,
+        fetch_list: FetchList,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], None],
+        poll_interval: float,
+        max_poll_interval: float,
+        outage_timeout: float | None,
+        stall_after: float | None,
+        clock: Callable[[], float],
+    ) -> None:
         self._fetch_one, self._fetch_list, self._spawn = fetch_one, fetch_list, spawn
         self._min, self._max = poll_interval, max(poll_interval, max_poll_interval)
         self._outage_timeout, self._stall_after, self._clock = outage_timeout, stall_after, clock
@@ -88,7 +95,8 @@ class Poller:
         entry = self._entries.get(watch.export_id)
         if entry is None:
             entry = self._entries[watch.export_id] = _Entry(
-                Tracker(watch.export_id, self._stall_after, last_move=self._clock()))
+                Tracker(watch.export_id, self._stall_after, last_move=self._clock())
+            )
         entry.fresh[weakref.ref(watch, self._collected)] = None
         self._wake.set()
 
@@ -229,18 +237,27 @@ class Poller:
         at, now = datetime.now(timezone.utc), self._clock()
         for export_id, entry in list(self._entries.items()):
             if entry.last is not None:
-                self._send(export_id, entry, entry.subs,
-                           entry.tracker.stall_events(False, entry.last, at, now))
+                self._send(
+                    export_id,
+                    entry,
+                    entry.subs,
+                    entry.tracker.stall_events(False, entry.last, at, now),
+                )
         return False
 
-    def _apply(self, export_id: str, entry: _Entry, export: Export | None, at: datetime,
-               now: float) -> bool:
+    def _apply(
+        self, export_id: str, entry: _Entry, export: Export | None, at: datetime, now: float
+    ) -> bool:
         tracker = entry.tracker
         if export is None:
             last = None if tracker.last is None else tracker.last.export
             for refs in (entry.subs, entry.fresh):
-                self._send(export_id, entry, refs,
-                           [ExportVanished(export_id, at, VanishReason.NOT_FOUND, last)])
+                self._send(
+                    export_id,
+                    entry,
+                    refs,
+                    [ExportVanished(export_id, at, VanishReason.NOT_FOUND, last)],
+                )
             return True
         same = entry.last is not None and entry.last == export
         if same and not entry.fresh:
@@ -262,8 +279,9 @@ class Poller:
             tracker.last, entry.last = Baseline.of(export), export
         return True
 
-    def _send(self, export_id: str, entry: _Entry, refs: dict[Ref, None],
-              events: list[WatchEvent]) -> None:
+    def _send(
+        self, export_id: str, entry: _Entry, refs: dict[Ref, None], events: list[WatchEvent]
+    ) -> None:
         if not events:
             return
         ended = isinstance(events[-1], TERMINAL_TYPES)

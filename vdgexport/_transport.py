@@ -72,13 +72,15 @@ class HttpTransport:
     httpx's own timeouts), and a body is read only up to ``max_bytes``.
     """
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, *, timeout: float,
-                 max_bytes: int) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, *, timeout: float, max_bytes: int
+    ) -> None:
         self._http = http
         url = httpx.URL(base_url)
         self._base = str(url.copy_with(query=None, fragment=None)).rstrip("/")
-        self._safe_base = str(url.copy_with(username=None, password=None, query=None,
-                                            fragment=None)).rstrip("/")
+        self._safe_base = str(
+            url.copy_with(username=None, password=None, query=None, fragment=None)
+        ).rstrip("/")
         self._timeout = timeout
         self._max_bytes = max_bytes
 
@@ -87,8 +89,14 @@ class HttpTransport:
         """The base URL without credentials: what logs and errors show."""
         return self._safe_base
 
-    async def request(self, method: str, path: str, params: Mapping[str, str] | None = None,
-                      *, content: bytes | None = None) -> bytes:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        content: bytes | None = None,
+    ) -> bytes:
         """One request; the body of a 2xx answer, else a typed `VdgError`."""
         suffix = f"/{path}?{query(params)}" if params else f"/{path}"
         shown = self._safe_base + suffix
@@ -102,8 +110,7 @@ class HttpTransport:
         except httpx.StreamError as exc:
             raise TransportError(f"{type(exc).__name__} for {shown}") from exc
 
-    async def _exchange(self, method: str, url: str, shown: str,
-                        content: bytes | None) -> bytes:
+    async def _exchange(self, method: str, url: str, shown: str, content: bytes | None) -> bytes:
         headers = {"Cache-Control": "no-cache", "Pragma": "no-cache"}
         if content is not None:
             headers["Content-Type"] = "text/xml; charset=utf-8"
@@ -152,8 +159,9 @@ def _raise_for_status(response: httpx.Response, shown: str) -> None:
     if status in (401, 403):
         raise AuthenticationError(message, status_code=status)
     if status in _TRANSIENT_STATUSES or status >= 500:
-        raise _RetryableStatus(message, status_code=status,
-                               retry_after=_parse_retry_after(response.headers))
+        raise _RetryableStatus(
+            message, status_code=status, retry_after=_parse_retry_after(response.headers)
+        )
     raise HTTPStatusError(message, status_code=status)
 
 
@@ -221,4 +229,3 @@ def _log_retry(state: tenacity.RetryCallState) -> None:
     outcome = state.outcome
     exc = outcome.exception() if outcome is not None else None
     logger.info("attempt %d failed (%s); retrying", state.attempt_number, exc)
-

@@ -51,11 +51,23 @@ class Watch:
         ```
     """
 
-    __slots__ = ("__weakref__", "_baseline", "_cells", "_done", "_error", "_poller", "_queue",
-                 "_ready", "_seen", "_subscribed", "export_id")
+    __slots__ = (
+        "__weakref__",
+        "_baseline",
+        "_cells",
+        "_done",
+        "_error",
+        "_poller",
+        "_queue",
+        "_ready",
+        "_seen",
+        "_subscribed",
+        "export_id",
+    )
 
-    def __init__(self, poller: Poller, export_id: str,
-                 resume: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, poller: Poller, export_id: str, resume: dict[str, Any] | None = None
+    ) -> None:
         self.export_id = export_id
         self._poller = poller
         self._baseline: Baseline | None = None if resume is None else _restore(export_id, resume)
@@ -97,8 +109,12 @@ class Watch:
         self._start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -198,9 +214,18 @@ class Watch:
 
 
 def _replace_previous(event: DeviceProgress, previous: float | None) -> DeviceProgress:
-    return DeviceProgress(event.export_id, event.observed_at, event.server_id, event.device_id,
-                          event.progress, previous, event.status, event.bandwidth_kbps,
-                          event.rate, event.eta)
+    return DeviceProgress(
+        event.export_id,
+        event.observed_at,
+        event.server_id,
+        event.device_id,
+        event.progress,
+        previous,
+        event.status,
+        event.bandwidth_kbps,
+        event.rate,
+        event.eta,
+    )
 
 
 def _restore(export_id: str, data: dict[str, Any]) -> Baseline | None:

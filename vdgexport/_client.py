@@ -221,7 +221,10 @@ class Client:
         return Watch(self._poller, str(export_id), resume)
 
     async def wait_for_completion(
-        self, export_id: ExportId, *, timeout: float | None = None
+        self,
+        export_id: ExportId,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the documented API
     ) -> Export:
         """Wait until the export completes and return it.
 

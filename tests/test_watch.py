@@ -439,3 +439,37 @@ async def test_end_to_end_over_loopback_http(sim: SenseSimulator, clock: ManualC
                 clock.advance(20)
                 tail = await rest(events)
             assert isinstance(tail[-1], ExportCompleted)
+
+
+async def test_checkpoint_counts_only_what_the_consumer_has_read(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    tap = Tap(sim)
+    eid = sim.add_export(duration=[100, 100])
+    async with make_client(tap, clock) as first, first.watch(eid) as events:
+        await take(events, 3)
+        clock.advance(10)
+        await tap.requests(tap.count + 2)
+        [read] = await take(events, 1)  # the second device's progress stays unread
+        saved = json.loads(json.dumps(events.checkpoint()))
+    assert isinstance(read, DeviceProgress)
+    async with make_client(sim, clock) as second, second.watch(eid, resume=saved) as resumed:
+        [again] = await take(resumed, 1)
+    assert isinstance(again, DeviceProgress)
+    assert again.device_id != read.device_id
+    assert (again.progress, again.previous_progress) == (10.0, 0.0)
+
+
+async def test_checkpoint_before_anything_was_read_starts_afresh(
+    client: vdgexport.Client, sim: SenseSimulator
+) -> None:
+    eid = sim.add_export(duration=100)
+    watch = client.watch(eid)
+    saved = watch.checkpoint()
+    assert saved == {"version": 1, "export_id": eid}
+    async with client.watch(eid, resume=saved) as resumed:
+        first = await take(resumed, 2)
+    assert isinstance(first[0], ExportStatusChanged)
+    assert first[0].previous_status is None
+    with pytest.raises(ValueError, match="checkpoint"):
+        client.watch("other", resume=saved)

@@ -14,8 +14,9 @@ import httpx
 
 from ._events import ExportCompleted, ExportRemoved, ExportVanished
 from ._exceptions import ExportRemovedError, ExportVanishedError
+from ._incremental import ListParser
 from ._models import Export, ExportId, ExportList
-from ._parse import parse_export, parse_export_list
+from ._parse import parse_export
 from ._poller import Poller
 from ._transport import HttpTransport, retrying
 from ._watch import Watch
@@ -102,7 +103,7 @@ class Client:
         )
         self._stack: AsyncExitStack | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._last_body: tuple[bytes, ExportList] | None = None
+        self._lists = ListParser()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -186,14 +187,9 @@ class Client:
         return await retrying(call, base=self._poll[0], cap=self._poll[1])
 
     async def _fetch_list(self) -> ExportList:
-        """One whole-list request; a byte-identical body gives the same `ExportList` object."""
+        """One whole-list request; unchanged exports come back as the very same objects."""
         body = await self._command(_STATUS)
-        last = self._last_body
-        if last is not None and last[0] == body:
-            return last[1]
-        exports = parse_export_list(body)
-        self._last_body = (body, exports)
-        return exports
+        return self._lists.parse(body)
 
     async def _fetch_one(self, export_id: str) -> Export:
         return parse_export(await self._command(_STATUS, exportid=export_id), export_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,33 +71,47 @@ class _Rate:
 
 @dataclass(slots=True)
 class Tracker:
-    """The shared state of one watched id: its last export, speeds and stall clock."""
+    """The shared state of one watched id: its last export, speeds and stall clock.
+
+    Kept small, since a client may watch thousands of ids: the last export is the parser's
+    own object, and a device's speed is tracked only once it has moved.
+    """
 
     export_id: str
     stall_after: float | None
-    last: Baseline | None = None
-    rates: dict[DeviceKey, _Rate] = field(default_factory=dict)
+    since: float
+    last: Export | None = None
+    rates: dict[DeviceKey, _Rate] | None = None
     last_move: float = 0.0
     stalled: bool = False
 
     def observe(self, new: Export, now: float) -> dict[DeviceKey, tuple[float | None, Any]]:
         """Update speeds from ``new`` and return ``{device: (rate, eta)}``."""
         estimates: dict[DeviceKey, tuple[float | None, Any]] = {}
+        old = {} if self.last is None else {d.key: d.progress for d in self.last.devices}
         for device in new.devices:
-            track = self.rates.get(device.key)
+            key = device.key
+            track = None if self.rates is None else self.rates.get(key)
             if track is None:
-                self.rates[device.key] = track = _Rate(device.progress, now)
-            elif device.progress != track.progress and now > track.at:
+                before = old.get(key)
+                if before is None or before == device.progress:
+                    estimates[key] = (None, _eta(device.progress, device.status, None))
+                    continue
+                track = _Rate(before, self.since)  # it had not moved since first seen
+                if self.rates is None:
+                    self.rates = {}
+                self.rates[key] = track
+            if device.progress != track.progress and now > track.at:
                 speed = (device.progress - track.progress) / (now - track.at)
                 rate = track.rate
                 track.rate = speed if rate is None else rate + SMOOTHING * (speed - rate)
                 track.progress, track.at = device.progress, now
-            estimates[device.key] = (track.rate, _eta(device.progress, device.status, track.rate))
+            estimates[key] = (track.rate, _eta(device.progress, device.status, track.rate))
         return estimates
 
     def events(
         self,
-        base: Baseline | None,
+        base: Export | Baseline | None,
         new: Export,
         at: datetime,
         now: float,
@@ -105,6 +119,8 @@ class Tracker:
     ) -> list[WatchEvent]:
         """The events that take a watcher from ``base`` to ``new``, terminal one last."""
         eid = self.export_id
+        if isinstance(base, Export):
+            base = Baseline.of(base)
         if base is not None and base.fingerprint != new.fingerprint:
             return [ExportVanished(eid, at, VanishReason.REPLACED, base.export)]
         out: list[WatchEvent] = []

@@ -26,7 +26,16 @@ from xml.etree.ElementTree import Element, ParseError, fromstring
 from ._exceptions import ProtocolError, api_error
 from ._models import DeviceExport, Export, ExportList, ExportStatus
 
-__all__ = ["check_envelope", "parse_export", "parse_export_list", "parse_tree"]
+__all__ = [
+    "check_envelope",
+    "collector_paused",
+    "export_from",
+    "exports_from",
+    "parse_export",
+    "parse_export_list",
+    "parse_tree",
+    "refuse_unsafe",
+]
 
 _UTC = timezone.utc
 _DECLARATION = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
@@ -46,7 +55,7 @@ _SAFE_ENCODINGS = frozenset(
 _HTML = re.compile(rb"^\s*(?:<!doctype\s+html|<html)", re.IGNORECASE)
 
 
-def _refuse_unsafe(data: bytes) -> None:
+def refuse_unsafe(data: bytes) -> None:
     """Raise `ProtocolError` unless ``data`` is XML that cannot declare entities."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f")) or b"\x00" in data[:4]:
         raise ProtocolError("unsupported encoding: only UTF-8 and ASCII-compatible XML")
@@ -66,7 +75,7 @@ def parse_tree(data: bytes) -> Element:
     """Parse ``data`` into the ``<result>`` element, refusing anything unsafe or foreign."""
     if not data.strip():
         raise ProtocolError("empty body")
-    _refuse_unsafe(data)
+    refuse_unsafe(data)
     try:
         root = fromstring(data)
     except ParseError as exc:
@@ -108,14 +117,14 @@ def parse_export_list(data: bytes) -> ExportList:
         >>> len(parse_export_list(body))
         0
     """
-    with _collector_paused():
+    with collector_paused():
         root = parse_tree(data)
         check_envelope(root)
         return exports_from(root)
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a body becomes a tree and models.
 
     Parsing allocates a few objects per byte and none of them can form a cycle; without
@@ -202,14 +211,17 @@ def device_from(elem: Element) -> DeviceExport:
             end = text.strip()
     if progress is None or not 0.0 <= progress <= 100.0:
         progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
+    status = ExportStatus.parse(raw_status)
+    start, start_time = _timestamp(start)
+    end, end_time = _timestamp(end)
     return _new_device(
-        server_id,
+        _intern(server_id),
         device_id,
-        _timestamp(start),
-        _timestamp(end),
+        start_time,
+        end_time,
         progress,
-        ExportStatus.parse(raw_status),
-        raw_status,
+        status,
+        status.value if raw_status == status.value else raw_status,
         start,
         end,
     )
@@ -309,11 +321,25 @@ def _number(text: str | None) -> float | None:
             return None
 
 
-_TIMESTAMPS: dict[str, datetime | None] = {}
+# Texts that recur across exports and polls (timestamps, server UIDs) are kept once: the
+# models of thousands of watched exports then share them (memory per watch), and a
+# timestamp is converted once, not at every poll. Both caches are bounded.
+_TIMESTAMPS: dict[str, tuple[str, datetime | None]] = {}
+_STRINGS: dict[str, str] = {}
+_CACHE_LIMIT = 65536
 
 
-def _timestamp(text: str) -> datetime | None:
-    """``yyyy-mm-dd hh:nn:ss[.zzz]`` (UTC) as an aware datetime; ``None`` if unreadable."""
+def _intern(text: str) -> str:
+    found = _STRINGS.get(text)
+    if found is None:
+        if len(_STRINGS) >= _CACHE_LIMIT:
+            _STRINGS.clear()
+        found = _STRINGS[text] = text
+    return found
+
+
+def _timestamp(text: str) -> tuple[str, datetime | None]:
+    """``yyyy-mm-dd hh:nn:ss[.zzz]`` (UTC): ``(the text, an aware datetime or None)``."""
     try:
         return _TIMESTAMPS[text]
     except KeyError:
@@ -325,10 +351,10 @@ def _timestamp(text: str) -> datetime | None:
         value = _timestamp_slow(text)
     if value is not None:
         value = value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-    if len(_TIMESTAMPS) >= 65536:
+    if len(_TIMESTAMPS) >= _CACHE_LIMIT:
         _TIMESTAMPS.clear()
-    _TIMESTAMPS[text] = value
-    return value
+    found = _TIMESTAMPS[text] = (text, value)
+    return found
 
 
 def _timestamp_slow(text: str) -> datetime | None:

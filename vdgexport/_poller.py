@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._diff import Baseline, Tracker
+from ._diff import Tracker
 from ._events import TERMINAL_TYPES, ExportVanished, VanishReason, WatchEvent
 from ._exceptions import ExportNotFoundError, VdgError
 from ._models import Export, ExportList
@@ -41,7 +41,6 @@ class _Entry:
     tracker: Tracker
     subs: dict[Ref, None] = field(default_factory=dict)
     fresh: dict[Ref, None] = field(default_factory=dict)
-    last: Export | None = None
 
 
 class Poller:
@@ -94,8 +93,9 @@ class Poller:
             self._running = True
         entry = self._entries.get(watch.export_id)
         if entry is None:
+            now = self._clock()
             entry = self._entries[watch.export_id] = _Entry(
-                Tracker(watch.export_id, self._stall_after, last_move=self._clock())
+                Tracker(watch.export_id, self._stall_after, now, last_move=now)
             )
         entry.fresh[weakref.ref(watch, self._collected)] = None
         self._wake.set()
@@ -236,51 +236,52 @@ class Poller:
             return False
         at, now = datetime.now(timezone.utc), self._clock()
         for export_id, entry in list(self._entries.items()):
-            if entry.last is not None:
-                self._send(
-                    export_id,
-                    entry,
-                    entry.subs,
-                    entry.tracker.stall_events(False, entry.last, at, now),
-                )
+            last = entry.tracker.last
+            if last is not None:
+                events = entry.tracker.stall_events(False, last, at, now)
+                self._send(export_id, entry, entry.subs, events, last)
         return False
 
     def _apply(
         self, export_id: str, entry: _Entry, export: Export | None, at: datetime, now: float
     ) -> bool:
         tracker = entry.tracker
+        last = tracker.last
         if export is None:
-            last = None if tracker.last is None else tracker.last.export
+            vanished: list[WatchEvent] = [
+                ExportVanished(export_id, at, VanishReason.NOT_FOUND, last)
+            ]
             for refs in (entry.subs, entry.fresh):
-                self._send(
-                    export_id,
-                    entry,
-                    refs,
-                    [ExportVanished(export_id, at, VanishReason.NOT_FOUND, last)],
-                )
+                self._send(export_id, entry, refs, vanished, None)
             return True
-        same = entry.last is not None and entry.last == export
+        same = last is export or (last is not None and last == export)
         if same and not entry.fresh:
-            self._send(export_id, entry, entry.subs, tracker.stall_events(False, export, at, now))
+            if self._stall_after is not None:
+                events = tracker.stall_events(False, export, at, now)
+                self._send(export_id, entry, entry.subs, events, export)
             return False
         estimates = tracker.observe(export, now)
-        if not same and tracker.last is not None:
-            shared = tracker.events(tracker.last, export, at, now, estimates)
+        if not same and last is not None:
+            shared = tracker.events(last, export, at, now, estimates)
             stall = tracker.stall_events(True, export, at, now)
-            self._send(export_id, entry, entry.subs, stall + shared)
+            self._send(export_id, entry, entry.subs, stall + shared, export)
         fresh, entry.fresh = entry.fresh, {}
         for ref in fresh:
             watch = ref()
             if watch is not None:
-                events = tracker.events(watch._baseline, export, at, now, estimates)
+                events = tracker.events(watch.baseline, export, at, now, estimates)
                 entry.subs[ref] = None
-                self._send(export_id, entry, {ref: None}, events)
-        if not same:
-            tracker.last, entry.last = Baseline.of(export), export
+                self._send(export_id, entry, {ref: None}, events, export)
+        tracker.last = export
         return True
 
     def _send(
-        self, export_id: str, entry: _Entry, refs: dict[Ref, None], events: list[WatchEvent]
+        self,
+        export_id: str,
+        entry: _Entry,
+        refs: dict[Ref, None],
+        events: list[WatchEvent],
+        export: Export | None,
     ) -> None:
         if not events:
             return
@@ -288,7 +289,7 @@ class Poller:
         for ref in list(refs):
             watch = ref()
             if watch is not None:
-                watch.deliver(events)
+                watch.deliver(events, export)
             if ended:
                 entry.subs.pop(ref, None)
                 entry.fresh.pop(ref, None)

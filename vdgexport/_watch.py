@@ -15,6 +15,7 @@ from ._events import (
     ExportStatusChanged,
     WatchEvent,
 )
+from ._models import Export, ExportStatus
 
 if TYPE_CHECKING:
     from ._poller import Poller
@@ -53,15 +54,15 @@ class Watch:
 
     __slots__ = (
         "__weakref__",
-        "_baseline",
         "_cells",
         "_done",
         "_error",
         "_poller",
         "_queue",
         "_ready",
-        "_seen",
+        "_shown",
         "_subscribed",
+        "baseline",
         "export_id",
     )
 
@@ -70,8 +71,9 @@ class Watch:
     ) -> None:
         self.export_id = export_id
         self._poller = poller
-        self._baseline: Baseline | None = None if resume is None else _restore(export_id, resume)
-        self._seen: Baseline | None = self._baseline
+        #: What the watcher already knows (from a checkpoint): the first poll diffs from it.
+        self.baseline: Baseline | None = None if resume is None else _restore(export_id, resume)
+        self._shown: Export | None = None
         self._queue: deque[list[WatchEvent | None]] | None = None
         self._cells: dict[tuple[str, str], list[WatchEvent | None]] | None = None
         self._ready: anyio.Event | None = None
@@ -93,7 +95,6 @@ class Watch:
         while True:
             event = self._pop()
             if event is not None:
-                self._record(event)
                 if isinstance(event, TERMINAL_TYPES):
                     self._finish()
                 return event
@@ -139,8 +140,38 @@ class Watch:
             async for event in client.watch(resume["export_id"], resume=resume): ...
             ```
         """
-        body = {} if self._seen is None else self._seen.to_json()
+        seen = self._seen()
+        body = {} if seen is None else seen.to_json()
         return {"version": CHECKPOINT_VERSION, "export_id": self.export_id, **body}
+
+    def _seen(self) -> Baseline | None:
+        """What the consumer has read: the last export queued, less what is still unread.
+
+        Unread events carry the values the consumer last saw (``previous_*``), so nothing
+        but a reference to the last export is kept per watch.
+        """
+        if self._shown is None:
+            return self.baseline
+        seen = Baseline.of(self._shown)
+        status_done: set[None] = set()
+        devices_done: set[tuple[str, str]] = set()
+        for cell in self._queue or ():
+            event = cell[0]
+            if isinstance(event, ExportStatusChanged) and not status_done:
+                status_done.add(None)
+                if event.previous_status is None:
+                    return self.baseline  # the first snapshot is still unread
+                seen.status = event.previous_status
+            elif isinstance(event, DeviceProgress):
+                key = (event.server_id, event.device_id)
+                if key in devices_done:
+                    continue
+                devices_done.add(key)
+                if event.previous_progress is None:
+                    seen.devices.pop(key, None)
+                else:  # the previous status is not in the event: mark it unknown
+                    seen.devices[key] = (event.previous_progress, ExportStatus.UNKNOWN)
+        return seen
 
     # -- poller side ---------------------------------------------------------------------
 
@@ -154,10 +185,12 @@ class Watch:
             self._poller.unsubscribe(self)
         self._done = True
 
-    def deliver(self, events: list[WatchEvent]) -> None:
-        """Queue ``events``, collapsing unread progress of a device to the newest value."""
+    def deliver(self, events: list[WatchEvent], export: Export | None = None) -> None:
+        """Queue ``events`` (which lead to ``export``), collapsing unread device progress."""
         if self._done:
             return
+        if export is not None:
+            self._shown = export
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
@@ -200,17 +233,6 @@ class Watch:
                 self._queue = self._cells = None
             return event
         return None
-
-    def _record(self, event: WatchEvent) -> None:
-        """Keep what the consumer has now seen, for `checkpoint`."""
-        if isinstance(event, ExportStatusChanged):
-            seen = Baseline.of(event.export)
-            old = {} if self._seen is None else self._seen.devices
-            seen.devices = {k: v for k, v in old.items() if k in seen.devices}
-            self._seen = seen
-        elif isinstance(event, DeviceProgress) and self._seen is not None:
-            key = (event.server_id, event.device_id)
-            self._seen.devices[key] = (event.progress, event.status)
 
 
 def _replace_previous(event: DeviceProgress, previous: float | None) -> DeviceProgress:

@@ -1,0 +1,101 @@
+"""Whole-list parsing that rebuilds only what changed, and never trusts what it skips."""
+
+from __future__ import annotations
+
+import pytest
+
+from vdgexport import ApiError, ProtocolError
+from vdgexport._incremental import ListParser
+from vdgexport._parse import parse_export_list
+
+
+def export(eid: int, progress: float = 10.0, status: str = "SYNCING") -> bytes:
+    return (
+        f"<export><exportid>{eid}</exportid><path>D:\\e{eid}</path><status>{status}</status>"
+        f"<bandwidth>8000</bandwidth><devices><device><serverid>s</serverid>"
+        f"<deviceid>d{eid}</deviceid><starttime>2024-01-19 10:00:00.000</starttime>"
+        f"<endtime>2024-01-19 10:05:00.000</endtime><progress>{progress}</progress>"
+        f"<status>{status}</status></device></devices></export>"
+    ).encode()
+
+
+def listing(*exports: bytes, head: bytes = b'<?xml version="1.0" encoding="UTF-8"?>\n') -> bytes:
+    return (
+        head
+        + b'<result errorcode="0"><exports count="%d">' % len(exports)
+        + b"\n".join(exports)
+        + b"</exports></result>\n"
+    )
+
+
+def test_unchanged_answer_returns_the_same_list_object() -> None:
+    parser = ListParser()
+    body = listing(export(1), export(2))
+    first = parser.parse(body)
+    assert parser.parse(body) is first
+    assert first == parse_export_list(body)
+
+
+def test_only_changed_exports_get_new_models() -> None:
+    parser = ListParser()
+    before = parser.parse(listing(export(1), export(2), export(3)))
+    after = parser.parse(listing(export(1), export(2, progress=55.5), export(3)))
+    assert after[0] is before[0]
+    assert after[2] is before[2]
+    assert after[1] is not before[1]
+    assert after[1].devices[0].progress == 55.5
+    assert after == parse_export_list(listing(export(1), export(2, progress=55.5), export(3)))
+
+
+def test_new_removed_and_reordered_exports() -> None:
+    parser = ListParser()
+    parser.parse(listing(export(1), export(2)))
+    body = listing(export(3), export(1))
+    result = parser.parse(body)
+    assert [e.export_id for e in result] == ["3", "1"]
+    assert result == parse_export_list(body)
+    assert result.count == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        listing(export(1)).replace(b"<exportid>", b"<!-- c --><exportid>"),
+        listing(export(1)).replace(b"<export>", b"<EXPORT>").replace(b"</export>", b"</EXPORT>"),
+        listing(export(1)).replace(b"<export>", b'<export kind="x">'),
+        listing(export(1), head=b'<?xml version="1.0" encoding="ISO-8859-1"?>'),
+        listing(export(1)).replace(b"D:\\e1", b"<![CDATA[D:\\e1]]>"),
+        listing(),
+    ],
+    ids=["comment", "upper-case", "attribute", "latin-1", "cdata", "empty"],
+)
+def test_anything_unusual_is_parsed_whole_with_the_same_result(body: bytes) -> None:
+    assert ListParser().parse(body) == parse_export_list(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (listing(export(1), export(2))[:-40], "malformed"),
+        (listing(export(1)).replace(b"</path>", b"</paht>"), "malformed"),
+        (listing(export(1)).replace(b"</exports>", b"</export></exports>"), "malformed"),
+        (listing(export(1)).replace(b"<status>", b"<status>&bad;", 1), "malformed"),
+        (b'<!DOCTYPE r [<!ENTITY a "b">]>' + listing(export(1)), "unsafe"),
+    ],
+    ids=["truncated", "mismatched", "between", "entity", "dtd"],
+)
+def test_broken_answers_are_refused_after_a_good_one(body: bytes, match: str) -> None:
+    parser = ListParser()
+    parser.parse(listing(export(1), export(2)))
+    with pytest.raises(ProtocolError, match=match):
+        parser.parse(body)
+
+
+def test_error_envelope_is_an_api_error() -> None:
+    parser = ListParser()
+    parser.parse(listing(export(1)))
+    with pytest.raises(ApiError):
+        parser.parse(b'<result errorcode="-18"><description>x</description></result>')
+    head = b'<result errorcode="-2"><exports count="1">'
+    with pytest.raises(ApiError):
+        parser.parse(head + export(1) + b"</exports></result>")

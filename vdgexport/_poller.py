@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -97,7 +98,7 @@ class Poller:
             entry = self._entries[watch.export_id] = _Entry(
                 Tracker(watch.export_id, self._stall_after, now, last_move=now)
             )
-        entry.fresh[weakref.ref(watch, self._collected)] = None
+        entry.fresh[weakref.ref(watch, partial(self._collected, watch.export_id))] = None
         self._wake.set()
 
     def unsubscribe(self, watch: Watch) -> None:
@@ -108,11 +109,13 @@ class Poller:
             entry.fresh.pop(ref, None)
             self._prune(watch.export_id, entry)
 
-    def _collected(self, ref: Ref) -> None:
-        for export_id, entry in list(self._entries.items()):
-            if entry.subs.pop(ref, 0) is None or entry.fresh.pop(ref, 0) is None:
-                self._prune(export_id, entry)
-                return
+    def _collected(self, export_id: str, ref: Ref) -> None:
+        """A watch was dropped without being closed (``break`` out of ``async for``)."""
+        entry = self._entries.get(export_id)
+        if entry is not None:
+            entry.subs.pop(ref, None)
+            entry.fresh.pop(ref, None)
+            self._prune(export_id, entry)
 
     def _prune(self, export_id: str, entry: _Entry) -> None:
         if not entry.subs and not entry.fresh and self._entries.get(export_id) is entry:

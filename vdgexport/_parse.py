@@ -221,7 +221,7 @@ def device_from(elem: Element) -> DeviceExport:
         end_time,
         progress,
         status,
-        status.value if raw_status == status.value else raw_status,
+        _STRINGS.get(raw_status, raw_status),
         start,
         end,
     )
@@ -325,7 +325,7 @@ def _number(text: str | None) -> float | None:
 # models of thousands of watched exports then share them (memory per watch), and a
 # timestamp is converted once, not at every poll. Both caches are bounded.
 _TIMESTAMPS: dict[str, tuple[str, datetime | None]] = {}
-_STRINGS: dict[str, str] = {}
+_STRINGS: dict[str, str] = {s.value: s.value for s in ExportStatus}
 _CACHE_LIMIT = 65536
 
 
@@ -334,6 +334,7 @@ def _intern(text: str) -> str:
     if found is None:
         if len(_STRINGS) >= _CACHE_LIMIT:
             _STRINGS.clear()
+            _STRINGS.update((s.value, s.value) for s in ExportStatus)
         found = _STRINGS[text] = text
     return found
 

@@ -473,3 +473,24 @@ async def test_checkpoint_before_anything_was_read_starts_afresh(
     assert first[0].previous_status is None
     with pytest.raises(ValueError, match="checkpoint"):
         client.watch("other", resume=saved)
+
+
+async def test_restart_under_many_watches_confirms_each_missing_id_once(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    ids = [sim.add_export(duration=100) for _ in range(50)]
+    async with make_client(sim, clock) as client:
+        watches = [client.watch(i) for i in ids]
+        for w in watches:
+            await w.__aenter__()
+            await take(w, 2)
+        before = len(sim.requests)
+        sim.restart()
+        for w in watches:
+            [event] = await rest(w)
+            assert isinstance(event, ExportVanished)
+            assert event.reason is VanishReason.NOT_FOUND
+        after = sim.requests[before:]
+    per_id = [r.query["exportid"] for r in after if "exportid" in r.query]
+    assert sorted(per_id) == sorted(ids)  # each confirmed exactly once
+    assert len(after) - len(per_id) <= 2  # the whole-list poll(s) that found them missing

@@ -29,6 +29,8 @@ logger = logging.getLogger("vdgexport")
 #: What one extra request costs, counted in exports parsed: the whole list is fetched when
 #: it is expected to cost less than one request per watched id.
 REQUEST_COST = 50
+#: Per-id requests in flight at once, when a tick needs several.
+PER_ID_CONCURRENCY = 8
 #: The pace stretches by a random factor in this range after each tick without change.
 STRETCH = (1.25, 1.75)
 
@@ -203,12 +205,14 @@ class Poller:
             if exports is self._last_list and not any(e.fresh for e in self._entries.values()):
                 return self._stall_checks()
             self._last_list = exports
+            missing = []
             for export_id in ids:
-                found = exports.get(export_id)
-                results[export_id] = found if found is not None else await self._one(export_id)
+                found = results[export_id] = exports.get(export_id)
+                if found is None:
+                    missing.append(export_id)
+            results.update(await self._each(missing))
         else:
-            for export_id in ids:
-                results[export_id] = await self._one(export_id)
+            results = await self._each(ids)
         at, now = datetime.now(timezone.utc), self._clock()
         changed = False
         for export_id, export in results.items():
@@ -222,6 +226,29 @@ class Poller:
             return False
         size = self._list_size
         return size is None or size <= REQUEST_COST * (watched - 1) + watched
+
+    async def _each(self, ids: list[str]) -> dict[str, Export | None]:
+        """Per-id requests, a few at a time (after a restart, every watched id is missing)."""
+        if len(ids) <= 1:
+            return {export_id: await self._one(export_id) for export_id in ids}
+        results: dict[str, Export | None] = {}
+        failures: list[VdgError] = []
+        limiter = anyio.CapacityLimiter(PER_ID_CONCURRENCY)
+
+        async def one(export_id: str) -> None:
+            async with limiter:
+                if not failures:
+                    try:
+                        results[export_id] = await self._one(export_id)
+                    except VdgError as exc:
+                        failures.append(exc)
+
+        async with anyio.create_task_group() as tasks:
+            for export_id in ids:
+                tasks.start_soon(one, export_id)
+        if failures:
+            raise failures[0]
+        return {export_id: results[export_id] for export_id in ids}
 
     async def _one(self, export_id: str) -> Export | None:
         try:

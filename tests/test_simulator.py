@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 
@@ -10,21 +9,12 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
-import uvicorn
 
 from vdgexport.testing import Fault, ManualClock, SenseSimulator, SimRequest
 
+from ._servers import serve
+
 STATUS = {"command": "getExportVideoStatus"}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sim(clock: ManualClock) -> SenseSimulator:
-    return SenseSimulator(clock=clock)
 
 
 @pytest.fixture
@@ -264,8 +254,10 @@ async def test_error_codes(client: httpx.AsyncClient) -> None:
     response = await client.get("/command")
     assert ET.fromstring(response.content).get("errorcode") == "-10"
     response = await client.post("/command?command=exportVideo", content=b"<export/>")
-    assert ET.fromstring(response.content).get("errorcode") == "-1"
+    assert ET.fromstring(response.content).get("errorcode") == "-10"
     response = await client.post("/webservice", content=b"<AuthenticateUser/>")
+    assert ET.fromstring(response.content).get("errorcode") == "-10"
+    response = await client.post("/webservice", content=b"<AuthenticateUserDigest/>")
     assert ET.fromstring(response.content).get("errorcode") == "-1"
 
 
@@ -454,31 +446,11 @@ def test_fault_argument_validation(sim: SenseSimulator) -> None:
 # -- over real HTTP -------------------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that tells another thread when it is listening (or gave up)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        try:
-            await super().startup(sockets=sockets)  # type: ignore[arg-type]
-        finally:
-            self.ready.set()
-
-
 def test_served_by_uvicorn() -> None:
     sim = SenseSimulator(clock=ManualClock())
     sim.add_export(export_id="a&b c")
-    server = _Server(uvicorn.Config(sim, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        assert server.ready.wait(timeout=10)
-        assert server.started
-        port = server.servers[0].sockets[0].getsockname()[1]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/prefix", timeout=5) as http:
+    with serve(sim) as url:
+        with httpx.Client(base_url=f"{url}/prefix", timeout=5) as http:
             response = http.get("/command", params={**STATUS, "exportid": "a&b c"})
             assert response.headers["content-type"] == "text/xml; charset=utf-8"
             assert only_export(ET.fromstring(response.content)).findtext("exportid") == "a&b c"
@@ -491,7 +463,3 @@ def test_served_by_uvicorn() -> None:
             with pytest.raises(httpx.RemoteProtocolError):
                 http.get("/command", params=STATUS)
             assert http.get("/command", params=STATUS).status_code == 200
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    assert not thread.is_alive()

@@ -277,3 +277,15 @@ def test_transient_classification() -> None:
     assert not is_transient(vdgexport.HTTPStatusError("404", status_code=404))
     assert is_transient(vdgexport.ApiError(-18))
     assert not is_transient(vdgexport.ApiError(-2))
+
+
+async def test_credentials_in_the_url_become_basic_auth_and_leave_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen, transport = recording()
+    async with vdgexport.Client("http://admin:hunter2@vdg.test", transport=transport) as client:
+        await client.list_exports()
+    assert seen[0].headers["authorization"] == httpx.BasicAuth("admin", "hunter2")._auth_header
+    assert "hunter2" not in str(seen[0].url)
+    assert "hunter2" not in caplog.text

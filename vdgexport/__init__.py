@@ -10,6 +10,7 @@ Example:
     ```
 """
 
+from ._auth import SessionAuth
 from ._client import DEFAULT_MAX_RESPONSE_BYTES, Client
 from ._events import (
     DeviceProgress,
@@ -35,7 +36,15 @@ from ._exceptions import (
     TransportError,
     VdgError,
 )
-from ._models import DeviceExport, Export, ExportId, ExportList, ExportStatus
+from ._models import (
+    DeviceExport,
+    DeviceSpan,
+    Export,
+    ExportId,
+    ExportList,
+    ExportStatus,
+    ServerInfo,
+)
 from ._watch import Watch
 
 __version__ = "0.1.0"
@@ -47,6 +56,7 @@ __all__ = [
     "Client",
     "DeviceExport",
     "DeviceProgress",
+    "DeviceSpan",
     "Export",
     "ExportCompleted",
     "ExportFailedError",
@@ -63,6 +73,8 @@ __all__ = [
     "ExportVanishedError",
     "HTTPStatusError",
     "ProtocolError",
+    "ServerInfo",
+    "SessionAuth",
     "TerminalEvent",
     "TransportError",
     "VanishReason",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import anyio
 import httpx
@@ -14,6 +15,7 @@ from ._cli import run_watches
 from ._cli_view import Board, View, make_view
 from ._client import Client
 from ._events import TERMINAL_TYPES, WatchEvent
+from ._models import DeviceSpan
 from .testing import SenseSimulator
 
 __all__ = ["DEMO_EXPORTS", "run_demo"]
@@ -41,6 +43,8 @@ DEMO_EXPORTS = (
 #: Simulated seconds at which the demo removes an export, and restarts the PluginManager
 #: (not before every export that should complete has completed).
 REMOVE_AT, RESTART_AT = 50.0, 110.0
+#: Where the demo's recordings start (each device one minute after the previous one).
+RECORDED_FROM = datetime(2024, 1, 19, 10, 0, tzinfo=timezone.utc)
 
 
 async def run_demo(console: Console, speed: float, json: bool) -> int:
@@ -51,16 +55,6 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
         return (time.monotonic() - t0) * speed
 
     sim = SenseSimulator(clock=clock)
-    ids = [
-        sim.add_export(
-            duration=e.durations, path=e.path, bandwidth_kbps=e.bandwidth_kbps, pending=e.pending
-        )
-        for e in DEMO_EXPORTS
-    ]
-    fates = {i: e.fate for i, e in zip(ids, DEMO_EXPORTS, strict=True)}
-    board = Board(ids, title=f"vdgexport demo: simulated VDG Sense at {speed:g}x speed")
-    view = make_view(console, board, json=json)
-    director = _Director(sim, clock, speed, fates, view)
     poll = min(0.2, max(0.01, 2.0 / speed))
     async with Client(
         "http://simulator",
@@ -68,6 +62,11 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
         poll_interval=poll,
         max_poll_interval=poll * 2,
     ) as client:
+        ids = [await _create(client, sim, number, e) for number, e in enumerate(DEMO_EXPORTS, 1)]
+        fates = {i: e.fate for i, e in zip(ids, DEMO_EXPORTS, strict=True)}
+        board = Board(ids, title=f"vdgexport demo: simulated VDG Sense at {speed:g}x speed")
+        view = make_view(console, board, json=json)
+        director = _Director(client, sim, clock, speed, fates, view)
         with view:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(director.run)
@@ -77,18 +76,39 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
     return 0
 
 
+async def _create(client: Client, sim: SenseSimulator, number: int, export: DemoExport) -> str:
+    """Start one demo export through ``exportVideo``, as a user's service would.
+
+    The simulator writes ``export_rate`` seconds of recording per second, so each device's
+    span is as long as its duration asks for.
+    """
+    spans = []
+    for index, duration in enumerate(export.durations):
+        start = RECORDED_FROM + timedelta(minutes=index)
+        end = start + timedelta(seconds=duration * sim.export_rate)
+        spans.append(DeviceSpan(_uid(0x5E, number), _uid(number, index + 1), start, end))
+    sim.export_pending = export.pending
+    return await client.create_export(spans, path=export.path, bandwidth_kbps=export.bandwidth_kbps)
+
+
+def _uid(major: int, minor: int) -> str:
+    """A GUID-like UID whose first block tells the demo's devices apart."""
+    return f"{{{major:04X}{minor:04X}-0000-4000-8000-{major:06X}{minor:06X}}}"
+
+
 class _Director:
     """Removes one export mid-way, then restarts the PluginManager so another vanishes."""
 
     def __init__(
         self,
+        client: Client,
         sim: SenseSimulator,
         clock: Callable[[], float],
         speed: float,
         fates: dict[str, str],
         view: View,
     ) -> None:
-        self.sim, self.clock, self.speed, self.view = sim, clock, speed, view
+        self.client, self.sim, self.clock, self.speed, self.view = client, sim, clock, speed, view
         self.fates = fates
         self.seen = {i: anyio.Event() for i in fates}
         self.ended = {i: anyio.Event() for i in fates}
@@ -109,7 +129,7 @@ class _Director:
                 await self._until(REMOVE_AT)
                 await self.seen[export_id].wait()
                 self.view.note(f"demo: removing export {export_id}")
-                self.sim.remove_export(export_id)
+                await self.client.remove_export(export_id)
         await self._until(RESTART_AT)
         for export_id, fate in self.fates.items():
             if fate == "completes":

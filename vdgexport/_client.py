@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, TypeVar
@@ -13,9 +13,11 @@ import anyio
 import httpx
 
 from ._events import ExportCompleted, ExportRemoved, ExportVanished
-from ._exceptions import ExportRemovedError, ExportVanishedError
+from ._exceptions import ExportRemovedError, ExportVanishedError, HTTPStatusError, VdgError
 from ._incremental import ListParser
-from ._models import Export, ExportId, ExportList
+from ._manage import check_answer, export_body, find_export_id, parse_info, remove_body
+from ._manage import require_exports as _require_exports
+from ._models import DeviceSpan, Export, ExportId, ExportList, ServerInfo
 from ._parse import parse_export
 from ._poller import Poller
 from ._transport import HttpTransport, retrying
@@ -31,6 +33,7 @@ __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Client"]
 #: Default cap on the size of one answer: 16 MiB (about 12,000 exports of 4 devices).
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _STATUS = "getExportVideoStatus"
+_EXPORT_VIDEO = {"command": "exportVideo"}
 _T = TypeVar("_T")
 
 
@@ -84,11 +87,15 @@ class Client:
     ) -> None:
         if poll_interval <= 0 or max_poll_interval <= 0:
             raise ValueError("poll intervals must be positive")
+        url = httpx.URL(base_url)
         self._http = httpx.AsyncClient(
-            auth=_auth(auth), transport=transport, timeout=timeout, follow_redirects=False
+            auth=_auth(auth, url), transport=transport, timeout=timeout, follow_redirects=False
         )
         self._io = HttpTransport(
-            self._http, base_url, timeout=timeout, max_bytes=max_response_bytes
+            self._http,
+            str(url.copy_with(username=None, password=None)),
+            timeout=timeout,
+            max_bytes=max_response_bytes,
         )
         self._poll = (poll_interval, max(poll_interval, max_poll_interval))
         self._poller = Poller(
@@ -251,8 +258,93 @@ class Client:
                         )
         raise RuntimeError("the watch ended without a terminal event")  # pragma: no cover
 
+    # -- managing exports ----------------------------------------------------------------
 
-def _auth(auth: httpx.Auth | tuple[str, str] | None) -> httpx.Auth | None:
+    async def server_info(self) -> ServerInfo:
+        """The server's version and clock from ``/info`` (no login; retried like a GET).
+
+        Raises:
+            VdgError: ``/info`` answered 404 (Sense before 2.6.1), or the version is before
+                2.7.3: either way ``exportVideo`` cannot work there; the message says which.
+
+        Example:
+            ```python
+            info = await client.server_info()
+            print(info.version, info.utc)
+            ```
+        """
+
+        async def fetch() -> bytes:
+            return await self._io.request("GET", "info", authenticate=False)
+
+        try:
+            body = await self._retrying(fetch)
+        except HTTPStatusError as exc:
+            if exc.status_code != 404:
+                raise
+            raise VdgError(
+                f"{self._io.safe_base_url}/info answered 404: VDG Sense before 2.6.1 (or not "
+                "VDG Sense); exports need Sense 2.7.3 or later"
+            ) from exc
+        return _require_exports(parse_info(body))
+
+    async def create_export(
+        self,
+        spans: Iterable[DeviceSpan],
+        *,
+        path: str | None = None,
+        bandwidth_kbps: float | None = None,
+    ) -> str:
+        """Ask ``exportVideo`` for a new export of these device spans; return its id.
+
+        Each `DeviceSpan` has its own start and end, sent in UTC. ``path`` and
+        ``bandwidth_kbps`` are left to the server when ``None``. The request is sent once,
+        never retried: a retry after a lost answer could make a second export.
+
+        Raises:
+            ValueError: no spans, a bad bandwidth, or text XML cannot carry.
+            ProtocolError: no export id in the answer (the message shows the answer).
+            ApiError: a negative errorcode (e.g. -2 no device, -4 invalid timestamp).
+            TransportError, HTTPStatusError: as for every call, without retries.
+
+        Example:
+            ```python
+            start = datetime(2024, 1, 19, 10, 0, tzinfo=timezone.utc)
+            span = vdgexport.DeviceSpan(server_uid, device_uid, start, start + timedelta(minutes=5))
+            export_id = await client.create_export([span], path="D:/Exports/incident-17")
+            ```
+        """
+        self._check_open()
+        body = export_body(spans, path=path, bandwidth_kbps=bandwidth_kbps)
+        answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
+        return find_export_id(answer)
+
+    async def remove_export(self, export_id: ExportId) -> None:
+        """Remove an export (the vendor documents this for pending exports); retried.
+
+        Unverified against a real server: the vendor says ``exportVideo`` "can also remove
+        a pending export" without documenting how. This POSTs
+        ``<export><exportid>ID</exportid><remove>true</remove></export>`` to
+        ``command?command=exportVideo``, which is what `vdgexport.testing` implements.
+        A watch of the export then ends with `ExportRemoved`.
+
+        Raises:
+            ExportNotFoundError: the server answered -57 (no such export).
+        """
+        body = remove_body(str(export_id))
+
+        async def send() -> None:
+            answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
+            check_answer(answer)
+
+        await self._retrying(send)
+
+
+def _auth(auth: httpx.Auth | tuple[str, str] | None, url: httpx.URL) -> httpx.Auth | None:
+    """The `httpx.Auth` to use; credentials in the URL become Basic auth, so that no URL
+    that is sent, logged (httpx logs request URLs) or shown carries a password."""
     if isinstance(auth, tuple):
         return httpx.BasicAuth(*auth)
+    if auth is None and (url.username or url.password):
+        return httpx.BasicAuth(url.username, url.password)
     return auth

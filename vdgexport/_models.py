@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import overload
 
-__all__ = ["DeviceExport", "Export", "ExportId", "ExportList", "ExportStatus"]
+__all__ = [
+    "DeviceExport",
+    "DeviceSpan",
+    "Export",
+    "ExportId",
+    "ExportList",
+    "ExportStatus",
+    "ServerInfo",
+]
 
 #: Export ids are accepted as ``int`` or ``str`` and always reported as ``str``.
 ExportId = int | str
@@ -174,3 +182,54 @@ class ExportList:
 
 
 Sequence.register(ExportList)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What a server's ``/info`` reports.
+
+    Attributes:
+        version: the Sense version as the server wrote it, e.g. ``"2.8.0"``.
+        utc: the server's clock, aware UTC, or ``None`` if absent or unreadable.
+    """
+
+    version: str
+    utc: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpan:
+    """One device of a new export and the span of its recording to export.
+
+    Attributes:
+        server_id: the recording server's UID, an opaque string.
+        device_id: the device's UID, an opaque string.
+        start: start of the span, a timezone-aware `datetime` (sent in UTC).
+        end: end of the span, aware and after ``start``.
+
+    Raises:
+        ValueError: a naive datetime, or ``end`` not after ``start``.
+
+    Example:
+        ```python
+        span = DeviceSpan("{SERVER-UID}", "{DEVICE-UID}", start, start + timedelta(minutes=5))
+        ```
+    """
+
+    server_id: str
+    device_id: str
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            moment = getattr(self, name)
+            if not isinstance(moment, datetime):
+                raise TypeError(f"{name} must be a datetime, not {type(moment).__name__}")
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError(
+                    f"{name} must be timezone-aware (e.g. datetime.now(timezone.utc)), "
+                    f"not the naive {moment.isoformat(' ')}"
+                )
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")

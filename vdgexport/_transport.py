@@ -96,13 +96,19 @@ class HttpTransport:
         params: Mapping[str, str] | None = None,
         *,
         content: bytes | None = None,
+        authenticate: bool = True,
     ) -> bytes:
-        """One request; the body of a 2xx answer, else a typed `VdgError`."""
+        """One request; the body of a 2xx answer, else a typed `VdgError`.
+
+        ``authenticate=False`` sends it without the client's `httpx.Auth` (``/info``).
+        """
         suffix = f"/{path}?{query(params)}" if params else f"/{path}"
         shown = self._safe_base + suffix
         try:
             with anyio.fail_after(self._timeout):
-                return await self._exchange(method, self._base + suffix, shown, content)
+                return await self._exchange(
+                    method, self._base + suffix, shown, content, authenticate
+                )
         except TimeoutError as exc:
             raise TransportError(f"no answer within {self._timeout:g} s: {shown}") from exc
         except (httpx.TransportError, OSError) as exc:
@@ -110,11 +116,16 @@ class HttpTransport:
         except httpx.StreamError as exc:
             raise TransportError(f"{type(exc).__name__} for {shown}") from exc
 
-    async def _exchange(self, method: str, url: str, shown: str, content: bytes | None) -> bytes:
+    async def _exchange(
+        self, method: str, url: str, shown: str, content: bytes | None, authenticate: bool
+    ) -> bytes:
         headers = {"Cache-Control": "no-cache", "Pragma": "no-cache"}
         if content is not None:
             headers["Content-Type"] = "text/xml; charset=utf-8"
-        async with self._http.stream(method, url, headers=headers, content=content) as response:
+        auth = httpx.USE_CLIENT_DEFAULT if authenticate else None
+        async with self._http.stream(
+            method, url, headers=headers, content=content, auth=auth
+        ) as response:
             logger.debug("%s %s -> %d", method, shown, response.status_code)
             _raise_for_status(response, shown)
             body = await self._read_capped(response, shown)

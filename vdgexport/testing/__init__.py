@@ -14,6 +14,7 @@ or serve it with uvicorn. It imports nothing from the client side of ``vdgexport
 
 from ._clock import ManualClock
 from ._faults import Fault
-from ._simulator import SenseSimulator, SimRequest
+from ._requests import SimRequest
+from ._simulator import SenseSimulator
 
 __all__ = ["Fault", "ManualClock", "SenseSimulator", "SimRequest"]

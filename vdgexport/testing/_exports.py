@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from xml.sax.saxutils import escape
 
-__all__ = ["COMPLETED", "PENDING", "REMOVED", "SYNCING", "SimExport", "make_uid"]
+__all__ = [
+    "COMPLETED",
+    "PENDING",
+    "REMOVED",
+    "SYNCING",
+    "SimExport",
+    "durations_for",
+    "make_uid",
+]
 
 PENDING = "PENDING"
 SYNCING = "SYNCING"
@@ -28,6 +36,21 @@ def make_uid(kind: str, number: int) -> str:
     """A deterministic, GUID-like UID such as ``{8A5C0F1E-...}`` for the ``number``-th ``kind``."""
     digest = hashlib.sha1(f"{kind}-{number}".encode()).hexdigest().upper()
     return f"{{{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}}}"
+
+
+def durations_for(devices: int, duration: float | Sequence[float]) -> tuple[float, ...]:
+    """One duration per device: ``devices`` copies of a number, or the sequence given."""
+    if isinstance(duration, (int, float)):
+        if devices < 1:
+            raise ValueError(f"devices must be at least 1, not {devices!r}")
+        durations = (float(duration),) * devices
+    else:
+        durations = tuple(float(d) for d in duration)
+        if not durations or devices not in (1, len(durations)):
+            raise ValueError("give one duration per device")
+    if any(not math.isfinite(d) or d < 0 for d in durations):
+        raise ValueError(f"durations must be finite and not negative: {durations!r}")
+    return durations
 
 
 def format_tenths(tenths: int) -> str:
@@ -82,8 +105,13 @@ class SimExport:
         durations: Sequence[float],
         uids: Sequence[tuple[str, str]],
         now: float,
+        spans: Sequence[tuple[str, str]] | None = None,
     ) -> None:
-        """Start a new export at simulator time ``now``."""
+        """Start a new export at simulator time ``now``.
+
+        ``spans`` gives each device's start and end time as written in the answers; by
+        default device ``i`` covers five minutes from ``2024-01-19 10:00 + i`` minutes.
+        """
         self.export_id = export_id
         self.path = path
         self._bandwidth = round(bandwidth_kbps * 10)
@@ -95,9 +123,11 @@ class SimExport:
         self._head = (
             f"<export><exportid>{escape(export_id)}</exportid><path>{escape(path)}</path><status>"
         )
+        if spans is None:
+            spans = [_default_span(index) for index in range(len(uids))]
         self._device_heads = tuple(
-            _device_head(server_id, device_id, index)
-            for index, (server_id, device_id) in enumerate(uids)
+            _device_head(server_id, device_id, start, end)
+            for (server_id, device_id), (start, end) in zip(uids, spans, strict=True)
         )
         self._key: _Key | None = None
         self.cache = b""
@@ -178,10 +208,13 @@ def _removed_device(syncing_for: float, duration: float) -> _DeviceState:
     return tenths, COMPLETED if tenths == _FULL else REMOVED
 
 
-def _device_head(server_id: str, device_id: str, index: int) -> str:
+def _default_span(index: int) -> tuple[str, str]:
     start = _RECORDED_FROM + timedelta(minutes=index)
+    return _timestamp(start), _timestamp(start + _RECORDED_SPAN)
+
+
+def _device_head(server_id: str, device_id: str, start: str, end: str) -> str:
     return (
         f"<device><serverid>{escape(server_id)}</serverid><deviceid>{escape(device_id)}</deviceid>"
-        f"<starttime>{_timestamp(start)}</starttime>"
-        f"<endtime>{_timestamp(start + _RECORDED_SPAN)}</endtime><progress>"
+        f"<starttime>{escape(start)}</starttime><endtime>{escape(end)}</endtime><progress>"
     )

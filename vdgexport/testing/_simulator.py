@@ -6,77 +6,28 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from ._asgi import TEXT_TYPE, XML_TYPE, Receive, Response, Scope, Send, read_body, serve_lifespan
-from ._exports import SimExport, make_uid
+from ._answers import DECLARATION, NOT_FOUND, UNAUTHORIZED, error, ok, xml
+from ._asgi import XML_TYPE, Receive, Response, Scope, Send, read_body, serve_lifespan
+from ._export_video import NewExport, read_export_video
+from ._exports import SimExport, durations_for, make_uid
 from ._faults import DEFAULT_RANDOM_FAULTS, Fault, FaultPlan, FaultSpec, fault_response
+from ._requests import Hung, SimRequest, parse_query
+from ._sessions import Sessions
 
 __all__ = ["SenseSimulator", "SimRequest"]
 
-_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _CLOCK_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
-_ERRORS = {
-    -1: "Not implemented",
-    -10: "Not enough parameters",
-    -57: "Invalid exportid",
-}
 
 
-@dataclass(frozen=True, slots=True)
-class SimRequest:
-    """One request the simulator received, recorded even when a fault answered it.
-
-    Attributes:
-        method: the HTTP method, e.g. ``"GET"``.
-        path: the URL path as received, base prefix included (e.g. ``"/vdg/command"``).
-        query: the query parameters, URL-decoded, names lower-cased (first one wins).
-        body: the request body.
-        time: the simulator clock when the request arrived.
-        fault: the fault served to it, or ``None`` for a normal answer.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    body: bytes
-    time: float
-    fault: Fault | None = None
-
-
-@dataclass(slots=True)
-class _Hung:
-    event: anyio.Event
-    token: anyio.lowlevel.EventLoopToken
-    thread: int = field(default_factory=threading.get_ident)
-
-
-def _parse_query(raw: bytes) -> dict[str, str]:
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
-        query.setdefault(name.lower(), value)
-    return query
-
-
-def _xml(body: bytes) -> Response:
-    return Response(200, XML_TYPE, _DECLARATION + body)
-
-
-def _error(code: int) -> Response:
-    description = _ERRORS.get(code, "General error")
-    body = f'<result errorcode="{code}"><description>{description}</description></result>'
-    return _xml(body.encode())
-
-
-_LIST_HEAD = _DECLARATION + b'<result errorcode="0"><exports count="%d">'
+_LIST_HEAD = DECLARATION + b'<result errorcode="0"><exports count="%d">'
 _LIST_TAIL = b"</exports></result>"
-_NOT_FOUND = Response(404, TEXT_TYPE, b"404 Not Found\n")
 
 
 class SenseSimulator:
@@ -96,7 +47,12 @@ class SenseSimulator:
     Attributes:
         requests: every request received, in order (faulted ones included).
         version: what ``/info`` reports; ``None`` answers 404 there (Sense before 2.6.1).
-        credentials: the ``(username, password)`` a login would need (not enforced yet).
+        credentials: the ``(username, password)`` that ``AuthenticateUser`` at
+            ``/webservice`` needs; when set, every ``/command`` needs the ``sessionkey``
+            cookie of a live session, or gets HTTP 401 (see :meth:`expire_sessions`).
+        export_rate: seconds of recording an ``exportVideo`` export writes per second of
+            simulator time: a device with a 5-minute span takes 30 s at the default 10.
+        export_pending: seconds an ``exportVideo`` export waits in ``PENDING`` first.
     """
 
     def __init__(
@@ -110,15 +66,16 @@ class SenseSimulator:
         self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
         self._wall_clock = clock is None
         self.version = version
-        # TODO(login): enforce credentials through /webservice AuthenticateUser and the
-        # sessionkey cookie; requests are not authenticated yet.
         self.credentials = credentials
+        self.export_rate = 10.0
+        self.export_pending = 0.0
+        self._sessions = Sessions()
         self.requests: list[SimRequest] = []
         self._exports: dict[str, SimExport] = {}
         self._next_id = 1
         self._devices_made = 0
         self._faults = FaultPlan()
-        self._hung: list[_Hung] = []
+        self._hung: list[Hung] = []
         self._generation = 0  # moves on whenever exports are added, removed or paused
         self._list_cache: tuple[int, float, Response] | None = None
 
@@ -152,17 +109,33 @@ class SenseSimulator:
         Raises:
             ValueError: bad counts, durations, bandwidth, pending time, or an id in use.
         """
-        durations = self._durations(devices, duration)
+        durations = durations_for(devices, duration)
         if bandwidth_kbps < 0 or pending < 0:
             raise ValueError("bandwidth_kbps and pending must not be negative")
         if export_id is None:
-            while str(self._next_id) in self._exports:
-                self._next_id += 1
-            export_id = str(self._next_id)
-            self._next_id += 1
+            export_id = self._new_id()
         elif export_id in self._exports:
             raise ValueError(f"export id {export_id!r} is already in use")
         uids = [self._new_device() for _ in durations]
+        self._store(export_id, path, bandwidth_kbps, pending, durations, uids)
+        return export_id
+
+    def _new_id(self) -> str:
+        while str(self._next_id) in self._exports:
+            self._next_id += 1
+        self._next_id += 1
+        return str(self._next_id - 1)
+
+    def _store(
+        self,
+        export_id: str,
+        path: str | None,
+        bandwidth_kbps: float,
+        pending: float,
+        durations: Sequence[float],
+        uids: Sequence[tuple[str, str]],
+        spans: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
         self._exports[export_id] = SimExport(
             export_id,
             path=path if path is not None else f"D:\\Exports\\export_{export_id}",
@@ -171,23 +144,24 @@ class SenseSimulator:
             durations=durations,
             uids=uids,
             now=self._clock(),
+            spans=spans,
         )
         self._generation += 1
-        return export_id
 
-    @staticmethod
-    def _durations(devices: int, duration: float | Sequence[float]) -> tuple[float, ...]:
-        if isinstance(duration, (int, float)):
-            if devices < 1:
-                raise ValueError(f"devices must be at least 1, not {devices!r}")
-            durations = (float(duration),) * devices
-        else:
-            durations = tuple(float(d) for d in duration)
-            if not durations or devices not in (1, len(durations)):
-                raise ValueError("give one duration per device")
-        if any(not math.isfinite(d) or d < 0 for d in durations):
-            raise ValueError(f"durations must be finite and not negative: {durations!r}")
-        return durations
+    def _create(self, new: NewExport) -> str:
+        """Make the export an ``exportVideo`` POST asked for; return its id."""
+        export_id = self._new_id()
+        rate = self.export_rate
+        self._store(
+            export_id,
+            new.path,
+            8000.0 if new.bandwidth_kbps is None else new.bandwidth_kbps,
+            self.export_pending,
+            [span.seconds / rate if rate > 0 else 0.0 for span in new.devices],
+            [(span.server_id, span.device_id) for span in new.devices],
+            [(span.start, span.end) for span in new.devices],
+        )
+        return export_id
 
     def _new_device(self) -> tuple[str, str]:
         self._devices_made += 1
@@ -227,6 +201,15 @@ class SenseSimulator:
         self._exports.clear()
         self._generation += 1
         self._next_id = 1
+
+    def expire_sessions(self) -> None:
+        """Expire every login session: each client's next command gets HTTP 401."""
+        self._sessions.expire()
+
+    @property
+    def login_count(self) -> int:
+        """How many logins at ``/webservice`` succeeded."""
+        return self._sessions.logins
 
     def export_ids(self) -> list[str]:
         """The ids of the current exports, in the order they were added."""
@@ -302,36 +285,42 @@ class SenseSimulator:
         body = await read_body(receive)
         path: str = scope.get("path", "/")
         name = path.rstrip("/").rsplit("/", 1)[-1].lower()
-        query = _parse_query(scope.get("query_string", b""))
+        query = parse_query(scope.get("query_string", b""))
         spec = self._faults.draw() if name == "command" else None
         method: str = scope.get("method", "GET")
         fault = spec.fault if spec is not None else None
-        self.requests.append(SimRequest(method, path, query, body, self._clock(), fault))
+        request = SimRequest(method, path, query, body, self._clock(), fault)
+        self.requests.append(request)
+        headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+
+        def answer() -> Response:
+            return self._route(name, request, headers)
+
         if spec is not None:
-            await self._serve_fault(spec, name, query, send)
+            await self._serve_fault(spec, answer, send)
             return
-        await self._route(name, query).send(send)
+        await answer().send(send)
 
     async def _serve_fault(
-        self, spec: FaultSpec, name: str, query: dict[str, str], send: Send
+        self, spec: FaultSpec, answer: Callable[[], Response], send: Send
     ) -> None:
         if spec.fault is Fault.LATENCY:
             await anyio.sleep(spec.seconds)
         elif spec.fault is Fault.HANG:
             await self._hang()
         elif spec.fault is Fault.RESET:
-            await self._route(name, query).send_then_reset(send)
+            await answer().send_then_reset(send)
             return
         elif spec.fault is Fault.TRUNCATED:
-            await self._route(name, query).send_truncated(send)
+            await answer().send_truncated(send)
             return
         else:
             await fault_response(spec).send(send)
             return
-        await self._route(name, query).send(send)
+        await answer().send(send)
 
     async def _hang(self) -> None:
-        held = _Hung(anyio.Event(), anyio.lowlevel.current_token())
+        held = Hung(anyio.Event(), anyio.lowlevel.current_token())
         self._hung.append(held)
         try:
             await held.event.wait()
@@ -339,25 +328,43 @@ class SenseSimulator:
             if held in self._hung:
                 self._hung.remove(held)
 
-    def _route(self, name: str, query: dict[str, str]) -> Response:
+    def _route(
+        self, name: str, request: SimRequest, headers: list[tuple[bytes, bytes]]
+    ) -> Response:
         if name == "command":
-            return self._command(query)
+            if not self._sessions.allows(headers, self.credentials):
+                return UNAUTHORIZED
+            return self._command(request)
         if name == "info":
             return self._info()
         if name == "webservice":
-            # TODO(login): answer AuthenticateUser / AuthenticateUserDigest with a session key.
-            return _error(-1)
-        return _NOT_FOUND
+            return self._sessions.login(request.body, self.credentials)
+        return NOT_FOUND
 
-    def _command(self, query: dict[str, str]) -> Response:
-        command = query.get("command")
+    def _command(self, request: SimRequest) -> Response:
+        command = request.query.get("command")
         if not command:
-            return _error(-10)
+            return error(-10)
         command = command.lower()
         if command == "getexportvideostatus":
-            return self._export_status(query.get("exportid"))
-        # TODO(exportVideo): create (POST body) and remove exports; answers -1 for now.
-        return _error(-1)
+            return self._export_status(request.query.get("exportid"))
+        if command == "exportvideo":
+            return self._export_video(request.body)
+        return error(-1)
+
+    def _export_video(self, body: bytes) -> Response:
+        """Create an export (``<devices>``), or remove one (``<exportid>`` + ``<remove>``)."""
+        asked = read_export_video(body)
+        if isinstance(asked, int):
+            return error(asked)
+        if isinstance(asked, NewExport):
+            return ok(f"<exportid>{escape(self._create(asked))}</exportid>")
+        export = self._exports.get(asked.export_id)
+        if export is None:
+            return error(-57)
+        if not export.removed:
+            self.remove_export(asked.export_id)
+        return ok()
 
     def _export_status(self, export_id: str | None) -> Response:
         now = self._clock()
@@ -365,7 +372,7 @@ class SenseSimulator:
             return self._export_list(now)
         export = self._exports.get(export_id)
         if export is None:
-            return _error(-57)
+            return error(-57)
         part = export.cache if now < export.valid_until else export.refresh(now)
         return Response(200, XML_TYPE, b"".join([_LIST_HEAD % 1, part, _LIST_TAIL]))
 
@@ -384,14 +391,14 @@ class SenseSimulator:
 
     def _info(self) -> Response:
         if self.version is None:
-            return _NOT_FOUND
+            return NOT_FOUND
         if self._wall_clock:
             utc = datetime.now(timezone.utc)
         else:
             utc = _CLOCK_EPOCH + timedelta(seconds=self._clock())
         stamp = utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
         body = f"<apiinfo><utc>{stamp}</utc><version>{self.version}</version></apiinfo>"
-        return _xml(body.encode())
+        return xml(body.encode())
 
     def __repr__(self) -> str:
         return f"<SenseSimulator exports={len(self._exports)} requests={len(self.requests)}>"

@@ -1,0 +1,183 @@
+"""`SessionAuth`: the ``/webservice`` login of VDG Sense as an `httpx.Auth`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncGenerator, Generator
+from xml.sax.saxutils import escape
+
+import anyio
+import httpx
+
+from ._exceptions import ApiError, AuthenticationError, HTTPStatusError, ProtocolError
+from ._manage import check_answer, find_text, shown
+
+__all__ = ["MAX_LOGIN_BYTES", "SessionAuth"]
+
+logger = logging.getLogger("vdgexport")
+
+#: Largest login answer read; a larger one is refused with `ProtocolError`.
+MAX_LOGIN_BYTES = 64 * 1024
+_REFUSED = (401, 403)
+#: Login answers that a retry may heal: they go back to the caller as they are.
+_TRANSIENT = frozenset({408, 425, 429})
+_COOKIE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]+")  # RFC 6265 cookie-octets
+
+
+class SessionAuth(httpx.Auth):
+    """Log in at ``/webservice`` with ``AuthenticateUser`` and carry the ``sessionkey`` cookie.
+
+    The login goes to ``webservice`` beside the request's last path segment (so
+    ``http://host/vdg/command`` logs in at ``http://host/vdg/webservice``) before the first
+    request. The session key is read from a ``<sessionkey>`` element anywhere in the answer
+    (any case), or else from a ``sessionkey`` cookie that the answer sets; the login answer
+    is not documented publicly. Requests then carry the cookie ``sessionkey=<key>``.
+
+    When a request is refused with HTTP 401 or 403 (an expired session), it logs in again
+    once and repeats the request; concurrent requests share one new login. A second refusal
+    goes back to the client, which raises `AuthenticationError`. A refused login (HTTP 401
+    or 403, or a negative errorcode) or an answer without a key raises `AuthenticationError`.
+
+    The password and the session key never appear in a log line, an exception or a
+    ``repr``. Works with `httpx.AsyncClient` only.
+
+    Args:
+        username: the VDG Sense user.
+        password: the user's password.
+
+    Example:
+        ```python
+        auth = vdgexport.SessionAuth("operator", os.environ["VDG_PASSWORD"])
+        async with vdgexport.Client("http://vdg.example", auth=auth) as client:
+            print(await client.list_exports())
+        ```
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self._username = username
+        self._password = password
+        self._key: str | None = None
+        self._lock: anyio.Lock | None = None
+
+    @property
+    def username(self) -> str:
+        """The user this logs in as."""
+        return self._username
+
+    def __repr__(self) -> str:
+        return f"SessionAuth(username={self._username!r})"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        """Refuse: the login needs `httpx.AsyncClient` (a lock shared by its tasks)."""
+        raise TypeError("SessionAuth works with httpx.AsyncClient only")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Log in if needed, send ``request`` with the session, log in again once if refused."""
+        sent = self._key
+        for attempt in (0, 1):
+            if sent is None or attempt:
+                if self._lock is None:
+                    self._lock = anyio.Lock()
+                async with self._lock:
+                    if self._key == sent:  # no other request logged in meanwhile
+                        answer = yield self._login_request(request)
+                        if not await self._accept(answer):
+                            return  # a transient failure: the caller sees that answer
+                    sent = self._key
+            if sent is None:  # pragma: no cover - _accept sets it or raises
+                raise RuntimeError("no session key after a login")
+            _use_session(request, sent)
+            response = yield request
+            if response.status_code not in _REFUSED or attempt:
+                return
+            logger.info("session refused (HTTP %d); logging in again", response.status_code)
+
+    def _login_request(self, request: httpx.Request) -> httpx.Request:
+        prefix = request.url.path.rpartition("/")[0]
+        url = request.url.copy_with(path=f"{prefix}/webservice", query=None, fragment=None)
+        logger.debug("logging in as %r at %s", self._username, _safe(url))
+        body = (
+            f"<AuthenticateUser><username>{escape(self._username)}</username>"
+            f"<password>{escape(self._password)}</password></AuthenticateUser>"
+        )
+        headers = {"Content-Type": "text/xml; charset=utf-8", "Cache-Control": "no-cache"}
+        extensions = {k: v for k, v in request.extensions.items() if k == "timeout"}
+        return httpx.Request(
+            "POST", url, content=body.encode(), headers=headers, extensions=extensions
+        )
+
+    async def _accept(self, answer: httpx.Response) -> bool:
+        """Take the session key from a login answer; ``False`` if it is a transient failure."""
+        where = _safe(answer.request.url)
+        status = answer.status_code
+        if status in _REFUSED:
+            raise AuthenticationError(
+                f"login as {self._username!r} refused by {where} (HTTP {status})",
+                status_code=status,
+            )
+        if status in _TRANSIENT or status >= 500:
+            return False
+        if not 200 <= status < 300:
+            raise HTTPStatusError(f"login at {where}: HTTP {status}", status_code=status)
+        body = await _read_capped(answer, where)
+        key = self._key_in(answer, body, where)
+        if not _COOKIE_VALUE.fullmatch(key):
+            raise ProtocolError(f"the session key from {where} cannot be sent as a cookie")
+        self._key = key
+        logger.info("logged in as %r at %s", self._username, where)
+        return True
+
+    def _key_in(self, answer: httpx.Response, body: bytes, where: str) -> str:
+        key: str | None = None
+        try:
+            key = find_text(check_answer(body), "sessionkey")
+        except ApiError as exc:
+            raise AuthenticationError(
+                f"login as {self._username!r} refused by {where}: {exc}",
+                status_code=answer.status_code,
+            ) from None
+        except ProtocolError as exc:
+            if exc.unsafe or not _cookie_key(answer):
+                raise
+        key = key or _cookie_key(answer)
+        if not key:
+            raise AuthenticationError(
+                f"no session key in the login answer from {where}: {shown(body)}",
+                status_code=answer.status_code,
+            )
+        return key
+
+
+def _cookie_key(answer: httpx.Response) -> str | None:
+    for cookie in answer.cookies.jar:
+        if cookie.name.lower() == "sessionkey" and cookie.value:
+            return cookie.value.strip()
+    return None
+
+
+async def _read_capped(answer: httpx.Response, where: str) -> bytes:
+    declared = answer.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_LOGIN_BYTES:
+        raise ProtocolError(f"login answer of {declared} bytes from {where} is too large")
+    body = await answer.aread()
+    if len(body) > MAX_LOGIN_BYTES:
+        raise ProtocolError(f"login answer of {len(body)} bytes from {where} is too large")
+    return body
+
+
+def _use_session(request: httpx.Request, key: str) -> None:
+    """Set the ``sessionkey`` cookie on ``request``, keeping any other cookie it carries."""
+    kept = [
+        pair.strip()
+        for header in request.headers.get_list("cookie")
+        for pair in header.split(";")
+        if pair.strip() and pair.split("=", 1)[0].strip().lower() != "sessionkey"
+    ]
+    request.headers["Cookie"] = "; ".join([*kept, f"sessionkey={key}"])
+
+
+def _safe(url: httpx.URL) -> str:
+    return str(url.copy_with(username=None, password=None, query=None, fragment=None))

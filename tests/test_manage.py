@@ -408,7 +408,10 @@ async def test_the_session_key_is_found_in_any_shape(login: httpx.Response) -> N
             ),
             "refused.*bad user",
         ),
-        (httpx.Response(200, content=b'<result errorcode="0"><welcome/></result>'), "welcome"),
+        (
+            httpx.Response(200, content=b'<result errorcode="0"><welcome/></result>'),
+            "no session key",
+        ),
     ],
 )
 async def test_a_failed_login_is_an_authentication_error(login: httpx.Response, match: str) -> None:

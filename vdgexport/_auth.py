@@ -11,7 +11,7 @@ import anyio
 import httpx
 
 from ._exceptions import ApiError, AuthenticationError, HTTPStatusError, ProtocolError
-from ._manage import check_answer, find_text, shown
+from ._manage import check_answer, find_text
 
 __all__ = ["MAX_LOGIN_BYTES", "SessionAuth"]
 
@@ -145,7 +145,8 @@ class SessionAuth(httpx.Auth):
         key = key or _cookie_key(answer)
         if not key:
             raise AuthenticationError(
-                f"no session key in the login answer from {where}: {shown(body)}",
+                # The answer is not shown: under another name, it may hold the key itself.
+                f"no session key in the login answer from {where} ({len(body)} bytes)",
                 status_code=answer.status_code,
             )
         return key

@@ -320,8 +320,8 @@ def test_user_password_comes_from_the_environment(
     monkeypatch.setattr("getpass.getpass", pytest.fail)  # never asked
     recorder = Recorder(sim)
     with serve(recorder) as url:
-        assert main(["watch", "1", "--url", url, "--user", "op", *FAST]) == 0
-        assert main(["status", "--url", url, "--user", "op", "--json"]) == 0
+        assert main(["watch", "1", "--url", url, "--user", "op", "--login", "basic", *FAST]) == 0
+        assert main(["status", "--url", url, "--user", "op", "--login", "basic", "--json"]) == 0
     captured = capsys.readouterr()
     assert secret not in captured.out + captured.err
     assert recorder.authorizations
@@ -340,10 +340,27 @@ def test_user_password_is_asked_for_when_not_in_the_environment(
     monkeypatch.setattr("getpass.getpass", getpass)
     recorder = Recorder(sim)
     with serve(recorder) as url:
-        assert main(["status", "--url", url, "--user", "op", "--json"]) == 0
+        assert main(["status", "--url", url, "--user", "op", "--login", "basic", "--json"]) == 0
     assert prompts == ["Password for op: "]
     assert recorder.authorizations == [basic("op", "typed")]
     assert "typed" not in capsys.readouterr().out
+
+
+def test_user_logs_in_with_a_session_by_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = SenseSimulator(clock=ManualClock(), credentials=("op", "s3cret-Pa55"))
+    sim.add_export(duration=0)
+    monkeypatch.setenv("VDG_PASSWORD", "s3cret-Pa55")
+    with serve(sim) as url:
+        assert main(["status", "--url", url, "--user", "op", "--json"]) == 0
+        assert main(["watch", "1", "--url", url, "--user", "op", *FAST]) == 0
+        monkeypatch.setenv("VDG_PASSWORD", "wrong")
+        assert main(["status", "--url", url, "--user", "op"]) == 1
+    captured = capsys.readouterr()
+    assert "AuthenticationError" in captured.err
+    assert "s3cret-Pa55" not in captured.out + captured.err
+    assert sim.login_count >= 2
 
 
 # -- usage ----------------------------------------------------------------------------------

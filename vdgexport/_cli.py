@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._auth import SessionAuth
 from ._client import Client
 from ._events import ExportCompleted, ExportRemoved, ExportVanished, TerminalEvent, WatchEvent
 from ._exceptions import ExportNotFoundError, VdgError
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--user",
         metavar="NAME",
         help="log in as NAME; the password comes from $VDG_PASSWORD or a hidden prompt",
+    )
+    server.add_argument(
+        "--login",
+        choices=("session", "basic"),
+        default="session",
+        help="how --user logs in: the /webservice session (default) or HTTP Basic",
     )
     server.add_argument(
         "--interval",
@@ -272,7 +279,9 @@ def _with_client(
         password = os.environ.get("VDG_PASSWORD")
         if password is None:
             password = getpass.getpass(f"Password for {args.user}: ")
-        auth = (args.user, password)
+        auth = (
+            SessionAuth(args.user, password) if args.login == "session" else (args.user, password)
+        )
     console = make_console()
 
     async def run() -> int | VdgError:

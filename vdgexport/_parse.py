@@ -187,28 +187,32 @@ def export_from(elem: Element) -> Export:
 
 
 _EXPORT_TAGS = frozenset({"exportid", "path", "status", "bandwidth", "devices"})
-_DEVICE_TAGS = frozenset({"serverid", "deviceid", "starttime", "endtime", "progress", "status"})
+_DEVICE_SLOTS = {
+    tag: slot
+    for slot, tag in enumerate(
+        ("serverid", "deviceid", "starttime", "endtime", "progress", "status")
+    )
+}
 
 
 def device_from(elem: Element) -> DeviceExport:
     """One `DeviceExport` from its ``<device>`` element (unknown children are ignored)."""
-    server_id = device_id = start = end = raw_status = ""
-    progress: float | None = None
+    texts: list[str | None] = [None] * 6
+    slot_of = _DEVICE_SLOTS.get
     for child in elem:
-        tag = child.tag if child.tag in _DEVICE_TAGS else _local(child.tag)
-        text = child.text or ""
-        if tag == "progress":
-            progress = _number(text)
-        elif tag == "status":
-            raw_status = text
-        elif tag == "serverid":
-            server_id = text.strip()
-        elif tag == "deviceid":
-            device_id = text.strip()
-        elif tag == "starttime":
-            start = text.strip()
-        elif tag == "endtime":
-            end = text.strip()
+        slot = slot_of(child.tag)
+        if slot is None:
+            slot = slot_of(_local(child.tag))
+            if slot is None:
+                continue
+        texts[slot] = child.text
+    raw_server, raw_device, raw_start, raw_end, raw_progress, raw_status = texts
+    server_id = raw_server.strip() if raw_server else ""
+    device_id = raw_device.strip() if raw_device else ""
+    start = raw_start.strip() if raw_start else ""
+    end = raw_end.strip() if raw_end else ""
+    raw_status = raw_status or ""
+    progress = _number(raw_progress)
     if progress is None or not 0.0 <= progress <= 100.0:
         progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
     status = ExportStatus.parse(raw_status)
@@ -258,8 +262,15 @@ def _new_device(
     _i: Any = _D[8],
 ) -> DeviceExport:
     obj = _new(_cls)
-    _a(obj, a), _b(obj, b), _c(obj, c), _d(obj, d), _e(obj, e), _f(obj, f)
-    _g(obj, g), _h(obj, h), _i(obj, i)
+    _a(obj, a)
+    _b(obj, b)
+    _c(obj, c)
+    _d(obj, d)
+    _e(obj, e)
+    _f(obj, f)
+    _g(obj, g)
+    _h(obj, h)
+    _i(obj, i)
     return obj  # type: ignore[no-any-return]
 
 
@@ -280,7 +291,12 @@ def _new_export(
     _f: Any = _E[5],
 ) -> Export:
     obj = _new(_cls)
-    _a(obj, a), _b(obj, b), _c(obj, c), _d(obj, d), _e(obj, e), _f(obj, f)
+    _a(obj, a)
+    _b(obj, b)
+    _c(obj, c)
+    _d(obj, d)
+    _e(obj, e)
+    _f(obj, f)
     return obj  # type: ignore[no-any-return]
 
 

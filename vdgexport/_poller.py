@@ -74,6 +74,7 @@ class Poller:
         self._outage_since: float | None = None
         self._list_size: int | None = None
         self._last_list: ExportList | None = None
+        self._unconfirmed = False
         self._wake = anyio.Event()
         self._stopped = anyio.Event()
         self._scope: anyio.CancelScope | None = None
@@ -154,9 +155,10 @@ class Poller:
 
     async def _tick_safely(self) -> float:
         try:
-            changed = await self._tick()
-        except VdgError as exc:
-            return self._failed(exc)
+            try:
+                changed = await self._tick()
+            except VdgError as exc:
+                return self._failed(exc)
         except Exception as exc:  # a bug must not kill the client's task group
             logger.exception("watch poller failed")
             self._fail_all(exc)
@@ -202,23 +204,29 @@ class Poller:
         if self._use_list(len(ids)):
             exports = await self._fetch_list()
             self._list_size = len(exports)
-            if exports is self._last_list and not any(e.fresh for e in self._entries.values()):
+            unchanged = exports is self._last_list and not self._unconfirmed
+            if unchanged and not any(e.fresh for e in self._entries.values()):
                 return self._stall_checks()
             self._last_list = exports
-            missing = []
+            asked = []
             for export_id in ids:
                 found = results[export_id] = exports.get(export_id)
                 if found is None:
-                    missing.append(export_id)
-            results.update(await self._each(missing))
+                    asked.append(export_id)
         else:
-            results = await self._each(ids)
+            asked = ids
+        failed = await self._each(asked, results)
+        for export_id in failed:
+            results.pop(export_id, None)  # not confirmed this tick: unknown, not vanished
+        self._unconfirmed = bool(failed)
         at, now = datetime.now(timezone.utc), self._clock()
         changed = False
         for export_id, export in results.items():
             entry = self._entries.get(export_id)
             if entry is not None:
                 changed |= self._apply(export_id, entry, export, at, now)
+        if failed and len(failed) == len(asked):
+            raise next(iter(failed.values()))  # no per-id answer at all: an outage tick
         return changed
 
     def _use_list(self, watched: int) -> bool:
@@ -227,28 +235,29 @@ class Poller:
         size = self._list_size
         return size is None or size <= REQUEST_COST * (watched - 1) + watched
 
-    async def _each(self, ids: list[str]) -> dict[str, Export | None]:
-        """Per-id requests, a few at a time (after a restart, every watched id is missing)."""
-        if len(ids) <= 1:
-            return {export_id: await self._one(export_id) for export_id in ids}
-        results: dict[str, Export | None] = {}
-        failures: list[VdgError] = []
+    async def _each(self, ids: list[str], results: dict[str, Export | None]) -> dict[str, VdgError]:
+        """Per-id requests, a few at a time (after a restart, every watched id is missing).
+
+        Answers go into ``results``; the ids whose request failed transiently are returned
+        with their error, so that one failure does not cost the answers of the others.
+        """
+        failed: dict[str, VdgError] = {}
         limiter = anyio.CapacityLimiter(PER_ID_CONCURRENCY)
 
         async def one(export_id: str) -> None:
             async with limiter:
-                if not failures:
-                    try:
-                        results[export_id] = await self._one(export_id)
-                    except VdgError as exc:
-                        failures.append(exc)
+                try:
+                    results[export_id] = await self._one(export_id)
+                except VdgError as exc:
+                    failed[export_id] = exc
 
+        if len(ids) == 1:
+            await one(ids[0])
+            return failed
         async with anyio.create_task_group() as tasks:
             for export_id in ids:
                 tasks.start_soon(one, export_id)
-        if failures:
-            raise failures[0]
-        return {export_id: results[export_id] for export_id in ids}
+        return failed
 
     async def _one(self, export_id: str) -> Export | None:
         try:

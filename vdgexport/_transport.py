@@ -212,7 +212,8 @@ def retry_after(exc: BaseException | None) -> float | None:
 
 def backoff(failures: int, base: float, cap: float, exc: BaseException | None = None) -> float:
     """Exponential backoff with full jitter, or the server's ``Retry-After`` if longer."""
-    delay = random.uniform(0.0, min(cap, base * 2.0 ** max(0, failures - 1)))
+    exponent = min(max(0, failures - 1), 64)  # 2.0 ** 1024 would overflow
+    delay = random.uniform(0.0, min(cap, base * 2.0**exponent))
     hint = retry_after(exc)
     return delay if hint is None else max(delay, hint)
 

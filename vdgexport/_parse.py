@@ -342,7 +342,7 @@ def _number(text: str | None) -> float | None:
 # timestamp is converted once, not at every poll. Both caches are bounded.
 _TIMESTAMPS: dict[str, tuple[str, datetime | None]] = {}
 _STRINGS: dict[str, str] = {s.value: s.value for s in ExportStatus}
-_CACHE_LIMIT = 65536
+_CACHE_LIMIT = 8192  # entries: about 2 MB at most
 
 
 def _intern(text: str) -> str:
@@ -362,12 +362,15 @@ def _timestamp(text: str) -> tuple[str, datetime | None]:
     except KeyError:
         pass
     value: datetime | None
-    try:
-        value = datetime.fromisoformat(text)
+    try:  # the documented form, read as UTC in one call (the offset gives timezone.utc)
+        value = datetime.fromisoformat(text + "+00:00")
     except ValueError:
-        value = _timestamp_slow(text)
-    if value is not None:
-        value = value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            value = _timestamp_slow(text)
+        if value is not None:
+            value = value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
     if len(_TIMESTAMPS) >= _CACHE_LIMIT:
         _TIMESTAMPS.clear()
     found = _TIMESTAMPS[text] = (text, value)

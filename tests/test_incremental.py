@@ -99,3 +99,27 @@ def test_error_envelope_is_an_api_error() -> None:
     head = b'<result errorcode="-2"><exports count="1">'
     with pytest.raises(ApiError):
         parser.parse(head + export(1) + b"</exports></result>")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        listing(export(1), export(2)).replace(b"</export>\n<export>", b"</export>\x0c<export>"),
+        listing(export(1)).replace(b"</exports>", b"</exports\x0b>"),
+        listing(export(1), head=b'<?xml version="1.0" encoding="us-ascii"?>').replace(
+            b"D:\\e1", "D:\\é".encode()
+        ),
+    ],
+    ids=["form-feed", "vertical-tab", "ascii-declared"],
+)
+def test_not_xml_white_space_or_encoding_is_refused_like_the_full_parse(body: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        parse_export_list(body)
+    with pytest.raises(ProtocolError):
+        ListParser().parse(body)
+
+
+def test_namespace_prefixes_of_the_envelope_are_understood() -> None:
+    body = listing(export(1)).replace(b"<result ", b'<result xmlns:v="urn:v" ')
+    body = body.replace(b"<path>", b"<v:path>").replace(b"</path>", b"</v:path>")
+    assert ListParser().parse(body) == parse_export_list(body)

@@ -19,6 +19,7 @@ from vdgexport import DeviceSpan, ExportRemoved, ServerInfo, SessionAuth
 from vdgexport.testing import ManualClock, SenseSimulator
 
 from .conftest import Tap, make_client
+from .test_client import EndlessBody
 
 CEST = timezone(timedelta(hours=2))
 START = datetime(2024, 7, 1, 12, 0, 0, 123456, tzinfo=CEST)  # 10:00:00.123 UTC
@@ -576,3 +577,34 @@ def test_readme_create_example_runs(tmp_path: Path) -> None:
         "server 2.8.0",
         "done: 1 D:\\Exports\\incident-17 2024-01-19 10:00:00+00:00",
     ]
+
+
+async def test_a_login_answer_that_is_not_xml_is_not_shown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = "S3CRET-SESSION-KEY"
+    transport = fake_server(httpx.Response(200, json={"sessionkey": key}))
+    async with vdgexport.Client(
+        "http://fake", auth=SessionAuth(*CREDENTIALS), transport=transport, poll_interval=0.001
+    ) as client:
+        with pytest.raises(vdgexport.ProtocolError) as caught:
+            await client.list_exports()
+    assert key not in str(caught.value)
+    assert key not in caplog.text
+
+
+async def test_a_huge_login_answer_is_refused_at_the_cap_without_reading_it() -> None:
+    bodies: list[EndlessBody] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(EndlessBody())  # a fresh endless answer per login
+        return httpx.Response(200, stream=bodies[-1])
+
+    transport = httpx.MockTransport(handler)
+    async with vdgexport.Client(
+        "http://fake", auth=SessionAuth(*CREDENTIALS), transport=transport, poll_interval=0.001
+    ) as client:
+        with pytest.raises(vdgexport.ProtocolError, match="exceeds the cap"):
+            await client.list_exports()
+    assert all(b.closed and b.chunks_read <= 2 for b in bodies)  # 64 KiB: two chunks at most

@@ -234,3 +234,10 @@ def test_dtd_and_entities_refused_as_unsafe(data: bytes) -> None:
     with pytest.raises(ProtocolError, match="unsafe") as info:
         parse_export_list(data)
     assert info.value.unsafe
+
+
+def test_a_timestamp_out_of_range_in_utc_is_unreadable_not_a_crash() -> None:
+    xml = body(export(devices=device().replace("2024-01-19 10:05:00", "9999-12-31 23:59:59-01:00")))
+    [e] = parse_export_list(xml)
+    assert e.devices[0].end_time is None
+    assert e.devices[0].raw_end_time == "9999-12-31 23:59:59-01:00"

@@ -494,3 +494,106 @@ async def test_restart_under_many_watches_confirms_each_missing_id_once(
     per_id = [r.query["exportid"] for r in after if "exportid" in r.query]
     assert sorted(per_id) == sorted(ids)  # each confirmed exactly once
     assert len(after) - len(per_id) <= 2  # the whole-list poll(s) that found them missing
+
+
+class Special:
+    """ASGI middleware: id "X" answers per id with ``body``; the list never names it."""
+
+    def __init__(self, app: Any, body: bytes) -> None:
+        self.app, self.body = app, body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and b"exportid=X" in scope.get("query_string", b""):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": self.body})
+            return
+        await self.app(scope, receive, send)
+
+
+async def test_an_id_failing_alone_ends_alone_after_the_outage_timeout(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    healthy = sim.add_export(duration=100)
+    app = Special(sim, b'<result errorcode="-18"><description>general</description></result>')
+    async with make_client(app, clock, outage_timeout=0.05) as client:
+        async with client.watch(healthy) as good, client.watch("X") as bad:
+            await take(good, 2)
+            with pytest.raises(vdgexport.ApiError, match="-18"):
+                await rest(bad)
+            clock.advance(10)
+            [progress] = await take(good, 1)
+    assert isinstance(progress, DeviceProgress)
+
+
+async def test_an_id_found_only_per_id_keeps_being_polled(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    other = sim.add_export(duration=100)
+    done = (
+        b'<result errorcode="0"><exports count="1"><export><exportid>X</exportid>'
+        b"<path>p</path><status>COMPLETED</status><devices/></export></exports></result>"
+    )
+    app = Special(sim, done.replace(b"COMPLETED", b"SYNCING"))
+    async with make_client(app, clock) as client:
+        async with client.watch(other) as events, client.watch("X") as x:
+            await take(events, 2)
+            [status] = await take(x, 1)
+            assert isinstance(status, ExportStatusChanged)
+            app.body = done  # the list is unchanged: only the per-id answer moves
+            tail = await rest(x)
+    assert [shape(e) for e in tail] == [("status", C, S), ("completed",)]
+
+
+async def test_aclose_from_another_task_ends_the_iteration(
+    client: vdgexport.Client, sim: SenseSimulator
+) -> None:
+    eid = sim.add_export(duration=100)
+    watch = client.watch(eid)
+    seen: list[WatchEvent] = []
+
+    async def consume() -> None:
+        seen.extend([event async for event in watch])
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.wait_all_tasks_blocked()  # the consumer waits for a next event
+            await watch.aclose()
+    assert [type(e) for e in seen] == [ExportStatusChanged, DeviceProgress]
+
+
+async def test_a_slow_consumer_still_sees_the_first_snapshot_in_server_order(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    tap = Tap(sim)
+    eid = sim.add_export(duration=[100, 200])
+    async with make_client(tap, clock) as client, client.watch(eid) as events:
+        await tap.requests(1)
+        clock.advance(50)  # the first device moves before the snapshot is read
+        await tap.requests(tap.count + 2)
+        first = await take(events, 3)
+    d1, d2 = (e for e in first if isinstance(e, DeviceProgress))
+    assert (d1.progress, d1.previous_progress, d2.progress) == (50.0, None, 25.0)
+
+
+async def test_a_bandwidth_change_alone_does_not_end_a_stall(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    tap = Tap(sim)
+    eid = sim.add_export(duration=100)
+    async with make_client(tap, clock, stall_after=30.0) as client, client.watch(eid) as events:
+        await take(events, 2)
+        sim.pause(eid)
+        clock.advance(31)
+        [stalled] = await take(events, 1)
+        assert isinstance(stalled, ExportStalled)
+        body = (await client.get_export(eid)).bandwidth_kbps
+        assert body is not None
+        tap.serve((await _raw(client, eid)).replace(b"<bandwidth>", b"<bandwidth>1"), times=5)
+        await tap.requests(tap.count + 5)
+        await anyio.wait_all_tasks_blocked()
+        assert events._queue is None  # nothing new: no ExportRecovered
+
+
+async def _raw(client: vdgexport.Client, eid: str) -> bytes:
+    return await client._command("getExportVideoStatus", exportid=eid)

@@ -12,6 +12,7 @@ import httpx
 
 from ._exceptions import ApiError, AuthenticationError, HTTPStatusError, ProtocolError
 from ._manage import check_answer, find_text
+from ._transport import read_capped
 
 __all__ = ["MAX_LOGIN_BYTES", "SessionAuth"]
 
@@ -122,7 +123,7 @@ class SessionAuth(httpx.Auth):
             return False
         if not 200 <= status < 300:
             raise HTTPStatusError(f"login at {where}: HTTP {status}", status_code=status)
-        body = await _read_capped(answer, where)
+        body = await read_capped(answer, MAX_LOGIN_BYTES, where)
         key = self._key_in(answer, body, where)
         if not _COOKIE_VALUE.fullmatch(key):
             raise ProtocolError(f"the session key from {where} cannot be sent as a cookie")
@@ -141,7 +142,11 @@ class SessionAuth(httpx.Auth):
             ) from None
         except ProtocolError as exc:
             if exc.unsafe or not _cookie_key(answer):
-                raise
+                # Not the body: under another name or shape, it may hold the key itself.
+                raise ProtocolError(
+                    f"the login answer from {where} is not the expected XML ({len(body)} bytes)",
+                    unsafe=exc.unsafe,
+                ) from None
         key = key or _cookie_key(answer)
         if not key:
             raise AuthenticationError(
@@ -157,16 +162,6 @@ def _cookie_key(answer: httpx.Response) -> str | None:
         if cookie.name.lower() == "sessionkey" and cookie.value:
             return cookie.value.strip()
     return None
-
-
-async def _read_capped(answer: httpx.Response, where: str) -> bytes:
-    declared = answer.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_LOGIN_BYTES:
-        raise ProtocolError(f"login answer of {declared} bytes from {where} is too large")
-    body = await answer.aread()
-    if len(body) > MAX_LOGIN_BYTES:
-        raise ProtocolError(f"login answer of {len(body)} bytes from {where} is too large")
-    return body
 
 
 def _use_session(request: httpx.Request, key: str) -> None:

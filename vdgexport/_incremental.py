@@ -8,8 +8,9 @@ answer's very objects, so the poller need not diff them either.
 Nothing is trusted for that: the body is refused if unsafe (the same check as
 `parse_export_list`), the envelope before the first ``<export>`` and every new export are
 parsed by the C parser, and the answer is parsed whole, the ordinary way, whenever the split
-is not certain (comments, CDATA, processing instructions, another encoding, tags in another
-case, attributes on ``<export>``, anything between two exports but white space).
+is not certain (comments, CDATA, processing instructions, an encoding other than UTF-8, namespace
+prefixes in the envelope, tags in another case, attributes on ``<export>``, anything
+between two exports but XML white space).
 """
 
 from __future__ import annotations
@@ -33,11 +34,23 @@ from ._parse import (
 __all__ = ["ListParser"]
 
 _OPEN, _CLOSE = b"<export>", b"</export>"
+_WS = rb"[ \t\r\n]*"  # XML's white space: not Python's wider \s
 _HEAD = re.compile(
-    rb"\A(?:\xef\xbb\xbf)?(?:<\?xml version=\"1\.[01]\"(?: encoding=\"(?i:utf-8|us-ascii)\")?"
-    rb"(?: standalone=\"(?:yes|no)\")?\s*\?>)?\s*<result\b[^<>]*>\s*<exports\b[^<>]*>\s*\Z"
+    rb"\A(?:\xef\xbb\xbf)?(?:<\?xml version=\"1\.[01]\"(?: encoding=\"(?i:utf-8)\")?"
+    rb"(?: standalone=\"(?:yes|no)\")?"
+    + _WS
+    + rb"\?>)?"
+    + _WS
+    + rb"<result\b[^<>:]*>"
+    + _WS
+    + rb"<exports\b[^<>:]*>"
+    + _WS
+    + rb"\Z"
 )
-_TAIL = re.compile(rb"\s*</exports\s*>\s*</result\s*>\s*\Z")
+_TAIL = re.compile(
+    _WS + rb"</exports" + _WS + rb">" + _WS + rb"</result" + _WS + rb">" + _WS + rb"\Z"
+)
+_XML_WS = b" \t\r\n"
 _Digest = bytes
 
 
@@ -106,7 +119,7 @@ def _split(data: bytes) -> tuple[bytes, list[bytes]] | None:
     parts = pieces[1:]
     for i, part in enumerate(parts):
         end = part.find(_CLOSE)
-        if end < 0 or part[end + len(_CLOSE) :].strip() or part.count(_CLOSE) != 1:
+        if end < 0 or part[end + len(_CLOSE) :].strip(_XML_WS) or part.count(_CLOSE) != 1:
             return None
         parts[i] = part[: end + len(_CLOSE)]
     return head, parts

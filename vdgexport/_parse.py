@@ -370,7 +370,12 @@ def _timestamp(text: str) -> tuple[str, datetime | None]:
         except ValueError:
             value = _timestamp_slow(text)
         if value is not None:
-            value = value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+            try:
+                value = (
+                    value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+                )
+            except (OverflowError, ValueError):  # e.g. 9999-12-31 23:59:59-01:00
+                value = None
     if len(_TIMESTAMPS) >= _CACHE_LIMIT:
         _TIMESTAMPS.clear()
     found = _TIMESTAMPS[text] = (text, value)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -31,6 +32,9 @@ logger = logging.getLogger("vdgexport")
 REQUEST_COST = 50
 #: Per-id requests in flight at once, when a tick needs several.
 PER_ID_CONCURRENCY = 8
+#: In per-id mode, the whole list is fetched again after this many ticks, to learn whether
+#: it became short enough to be the cheaper request.
+LIST_REFRESH_TICKS = 60
 #: The pace stretches by a random factor in this range after each tick without change.
 STRETCH = (1.25, 1.75)
 
@@ -44,6 +48,8 @@ class _Entry:
     tracker: Tracker
     subs: dict[Ref, None] = field(default_factory=dict)
     fresh: dict[Ref, None] = field(default_factory=dict)
+    #: When this id's own requests began to fail (real time), for ``outage_timeout``.
+    failing_since: float | None = None
 
 
 class Poller:
@@ -74,7 +80,10 @@ class Poller:
         self._outage_since: float | None = None
         self._list_size: int | None = None
         self._last_list: ExportList | None = None
-        self._unconfirmed = False
+        self._asked = False  # whether the last tick needed per-id requests beside the list
+        self._ticks_since_list = 0
+        self._busy = False  # delivering events: a collected watch is pruned afterwards
+        self._dead: list[tuple[str, Ref]] = []
         self._wake = anyio.Event()
         self._stopped = anyio.Event()
         self._scope: anyio.CancelScope | None = None
@@ -113,7 +122,14 @@ class Poller:
             self._prune(watch.export_id, entry)
 
     def _collected(self, export_id: str, ref: Ref) -> None:
-        """A watch was dropped without being closed (``break`` out of ``async for``)."""
+        """A watch was dropped without being closed (``break`` out of ``async for``).
+
+        The garbage collector may call this in the middle of delivering events (any
+        allocation can run it); the entry is then pruned once the delivery is done.
+        """
+        if self._busy:
+            self._dead.append((export_id, ref))
+            return
         entry = self._entries.get(export_id)
         if entry is not None:
             entry.subs.pop(ref, None)
@@ -188,23 +204,38 @@ class Poller:
         logger.info("poll failed (%s); backing off", exc)
         return backoff(self._failures, self._min, self._max, exc)
 
-    def _fail_all(self, exc: BaseException, ids: list[str] | None = None) -> None:
-        for export_id in list(self._entries) if ids is None else ids:
-            entry = self._entries.pop(export_id, None)
-            if entry is None:
-                continue
-            for ref in (*entry.subs, *entry.fresh):
-                watch = ref()
-                if watch is not None:
-                    watch.fail(exc)
+    def _fail_all(self, exc: BaseException, ids: Iterable[str] | None = None) -> None:
+        with self._delivering():
+            for export_id in list(self._entries) if ids is None else ids:
+                entry = self._entries.pop(export_id, None)
+                if entry is None:
+                    continue
+                for ref in (*entry.subs, *entry.fresh):
+                    watch = ref()
+                    if watch is not None:
+                        watch.fail(exc)
+
+    @contextmanager
+    def _delivering(self) -> Iterator[None]:
+        if self._busy:  # already inside a delivery
+            yield
+            return
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+            dead, self._dead = self._dead, []
+            for export_id, ref in dead:
+                self._collected(export_id, ref)
 
     async def _tick(self) -> bool:
         ids = list(self._entries)
         results: dict[str, Export | None] = {}
         if self._use_list(len(ids)):
             exports = await self._fetch_list()
-            self._list_size = len(exports)
-            unchanged = exports is self._last_list and not self._unconfirmed
+            self._list_size, self._ticks_since_list = len(exports), 0
+            unchanged = exports is self._last_list and not self._asked
             if unchanged and not any(e.fresh for e in self._entries.values()):
                 return self._stall_checks()
             self._last_list = exports
@@ -212,73 +243,88 @@ class Poller:
             for export_id in ids:
                 found = results[export_id] = exports.get(export_id)
                 if found is None:
-                    asked.append(export_id)
+                    asked.append(export_id)  # confirmed per id before it is declared vanished
         else:
+            self._ticks_since_list += 1
             asked = ids
+        self._asked = bool(asked)
         failed = await self._each(asked, results)
         for export_id in failed:
             results.pop(export_id, None)  # not confirmed this tick: unknown, not vanished
-        self._unconfirmed = bool(failed)
         at, now = datetime.now(timezone.utc), self._clock()
         changed = False
-        for export_id, export in results.items():
-            entry = self._entries.get(export_id)
-            if entry is not None:
-                changed |= self._apply(export_id, entry, export, at, now)
-        if failed and len(failed) == len(asked):
-            raise next(iter(failed.values()))  # no per-id answer at all: an outage tick
+        with self._delivering():
+            for export_id, export in results.items():
+                entry = self._entries.get(export_id)
+                if entry is not None:
+                    entry.failing_since = None
+                    changed |= self._apply(export_id, entry, export, at, now)
+        self._count_failures(failed)
+        if failed and len(failed) == len(ids):
+            raise next(iter(failed.values()))  # nothing answered at all: an outage tick
         return changed
+
+    def _count_failures(self, failed: dict[str, VdgError]) -> None:
+        """Per-id failures: an id that keeps failing alone ends after ``outage_timeout``."""
+        now, limit = anyio.current_time(), self._outage_timeout
+        for export_id, exc in failed.items():
+            entry = self._entries.get(export_id)
+            if entry is None:
+                continue
+            if entry.failing_since is None:
+                entry.failing_since = now
+            if limit is not None and now - entry.failing_since >= limit:
+                logger.warning("export %r failing for over %g s: %s", export_id, limit, exc)
+                self._fail_all(exc, [export_id])
 
     def _use_list(self, watched: int) -> bool:
         if watched < 2:
             return False
         size = self._list_size
-        return size is None or size <= REQUEST_COST * (watched - 1) + watched
+        cheap = size is None or size <= REQUEST_COST * (watched - 1) + watched
+        return cheap or self._ticks_since_list >= LIST_REFRESH_TICKS
 
     async def _each(self, ids: list[str], results: dict[str, Export | None]) -> dict[str, VdgError]:
         """Per-id requests, a few at a time (after a restart, every watched id is missing).
 
-        Answers go into ``results``; the ids whose request failed transiently are returned
-        with their error, so that one failure does not cost the answers of the others.
+        Answers go into ``results`` (``None`` for -57). Ids whose request failed
+        transiently are returned with their error, so that one failure does not cost the
+        answers of the others; a permanent error ends the watches of that id alone.
         """
         failed: dict[str, VdgError] = {}
+        refused: dict[str, VdgError] = {}
         limiter = anyio.CapacityLimiter(PER_ID_CONCURRENCY)
 
         async def one(export_id: str) -> None:
             async with limiter:
                 try:
-                    results[export_id] = await self._one(export_id)
+                    results[export_id] = await self._fetch_one(export_id)
+                except ExportNotFoundError:
+                    results[export_id] = None
                 except VdgError as exc:
-                    failed[export_id] = exc
+                    (failed if is_transient(exc) else refused)[export_id] = exc
 
         if len(ids) == 1:
             await one(ids[0])
-            return failed
-        async with anyio.create_task_group() as tasks:
-            for export_id in ids:
-                tasks.start_soon(one, export_id)
+        elif ids:
+            async with anyio.create_task_group() as tasks:
+                for export_id in ids:
+                    tasks.start_soon(one, export_id)
+        for export_id, exc in refused.items():
+            logger.warning("watch of export %r failed: %s", export_id, exc)
+            self._fail_all(exc, [export_id])
         return failed
-
-    async def _one(self, export_id: str) -> Export | None:
-        try:
-            return await self._fetch_one(export_id)
-        except ExportNotFoundError:
-            return None
-        except VdgError as exc:
-            if is_transient(exc):
-                raise
-            self._fail_all(exc, [export_id])  # e.g. an API error about this id alone
-            return None
 
     def _stall_checks(self) -> bool:
         if self._stall_after is None:
             return False
         at, now = datetime.now(timezone.utc), self._clock()
-        for export_id, entry in list(self._entries.items()):
-            last = entry.tracker.last
-            if last is not None:
-                events = entry.tracker.stall_events(False, last, at, now)
-                self._send(export_id, entry, entry.subs, events, last)
+        with self._delivering():
+            for export_id, entry in list(self._entries.items()):
+                last = entry.tracker.last
+                if last is not None:
+                    events = entry.tracker.stall_events(False, last, at, now)
+                    self._send(export_id, entry, entry.subs, events, last)
         return False
 
     def _apply(
@@ -302,7 +348,7 @@ class Poller:
         estimates = tracker.observe(export, now)
         if not same and last is not None:
             shared = tracker.events(last, export, at, now, estimates)
-            stall = tracker.stall_events(True, export, at, now)
+            stall = tracker.stall_events(bool(shared), export, at, now)  # bandwidth alone: no
             self._send(export_id, entry, entry.subs, stall + shared, export)
         fresh, entry.fresh = entry.fresh, {}
         for ref in fresh:

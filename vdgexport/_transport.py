@@ -30,6 +30,7 @@ __all__ = [
     "backoff",
     "is_transient",
     "query",
+    "read_capped",
     "retry_after",
     "retrying",
 ]
@@ -128,26 +129,30 @@ class HttpTransport:
         ) as response:
             logger.debug("%s %s -> %d", method, shown, response.status_code)
             _raise_for_status(response, shown)
-            body = await self._read_capped(response, shown)
+            body = await read_capped(response, self._max_bytes, shown)
         if "html" in response.headers.get("content-type", "").lower():
             raise ProtocolError(f"an HTML page, not XML, from {shown} (a proxy's error page?)")
         return body
 
-    async def _read_capped(self, response: httpx.Response, shown: str) -> bytes:
-        cap = self._max_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise ProtocolError(f"answer of {declared} bytes exceeds the cap of {cap} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        body = response.aiter_bytes()
-        async for chunk in body:
-            size += len(chunk)
-            if size > cap:
-                await _abandon(response, body)
-                raise ProtocolError(f"answer from {shown} exceeds the cap of {cap} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+
+async def read_capped(response: httpx.Response, cap: int, shown: str) -> bytes:
+    """The body of ``response``, read only up to ``cap`` bytes, else `ProtocolError`.
+
+    Past the cap the connection is closed: the rest of the body is never read.
+    """
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise ProtocolError(f"answer of {declared} bytes exceeds the cap of {cap} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    body = response.aiter_bytes()
+    async for chunk in body:
+        size += len(chunk)
+        if size > cap:
+            await _abandon(response, body)
+            raise ProtocolError(f"answer from {shown} exceeds the cap of {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _abandon(response: httpx.Response, body: AsyncIterator[bytes]) -> None:

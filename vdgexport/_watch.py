@@ -100,10 +100,12 @@ class Watch:
                 return event
             if self._error is not None:
                 error, self._error = self._error, None
-                raise error
+                # One error may end many watches: each raise starts a fresh traceback.
+                raise error.with_traceback(None)
             if self._done:
                 raise StopAsyncIteration
-            self._ready = anyio.Event()
+            if self._ready is None or self._ready.is_set():
+                self._ready = anyio.Event()  # shared if several tasks wait on this watch
             await self._ready.wait()
 
     async def __aenter__(self) -> Watch:
@@ -119,10 +121,11 @@ class Watch:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop watching now; further iteration stops at once. Idempotent."""
+        """Stop watching now; iteration stops at once, also in another task. Idempotent."""
         self._finish()
         self._queue = self._cells = None
         self._error = None
+        self._wake()
 
     def checkpoint(self) -> dict[str, Any]:
         """A small JSON-serialisable record of what this watch has yielded so far.
@@ -203,8 +206,12 @@ class Watch:
                 key = (event.server_id, event.device_id)
                 old = cells.get(key)
                 if old is not None and isinstance(stale := old[0], DeviceProgress):
-                    old[0] = None
-                    cell[0] = _replace_previous(event, stale.previous_progress)
+                    merged = _replace_previous(event, stale.previous_progress)
+                    if stale.previous_progress is None:
+                        old[0] = merged  # still the first snapshot: keep the server's order
+                        continue
+                    old[0] = None  # otherwise the newest value goes after newer status events
+                    cell[0] = merged
                 cells[key] = cell
             queue.append(cell)
         self._wake()

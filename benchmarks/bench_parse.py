@@ -139,7 +139,12 @@ def _measure(name: str, body: bytes, size: int, repeat: int) -> dict[str, Any]:
         "ours": lambda: parse_export_list(body),
         "naive": lambda: naive_parse(body),
     }
-    times = {key: best_of(fn, repeat=repeat, number=number) for key, fn in fns.items()}
+    # Interleaved: each round times every parser once, so that a noisy machine (a shared
+    # VM here) slows all of them alike and the ratios stay meaningful.
+    times = {key: float("inf") for key in fns}
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            times[key] = min(times[key], best_of(fn, repeat=1, number=number))
     row: dict[str, Any] = {
         "body": name,
         "exports": size,

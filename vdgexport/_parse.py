@@ -24,7 +24,7 @@ from typing import Any
 from xml.etree.ElementTree import Element, ParseError, fromstring
 
 from ._exceptions import ProtocolError, api_error
-from ._models import DeviceExport, Export, ExportList, ExportStatus
+from ._models import _STATUS_BY_TEXT, DeviceExport, Export, ExportList, ExportStatus
 
 __all__ = [
     "check_envelope",
@@ -161,7 +161,7 @@ def exports_from(root: Element) -> ExportList:
     if container is None:
         return ExportList((), None)
     count = _int_or_none(container.get("count"))
-    return ExportList(tuple(export_from(e) for e in _children(container, "export")), count)
+    return ExportList(tuple([export_from(e) for e in _children(container, "export")]), count)
 
 
 def export_from(elem: Element) -> Export:
@@ -171,7 +171,11 @@ def export_from(elem: Element) -> Export:
     devices: tuple[DeviceExport, ...] = ()
     for child in elem:
         tag = child.tag if child.tag in _EXPORT_TAGS else _local(child.tag)
-        if tag == "exportid":
+        if tag == "devices":
+            devices = tuple(
+                [device_from(d) for d in child if d.tag == "device" or _local(d.tag) == "device"]
+            )
+        elif tag == "exportid":
             export_id = (child.text or "").strip()
         elif tag == "path":
             path = (child.text or "").strip()
@@ -179,10 +183,9 @@ def export_from(elem: Element) -> Export:
             raw_status = child.text or ""
         elif tag == "bandwidth":
             bandwidth = _number(child.text)
-        elif tag == "devices":
-            devices = tuple(device_from(d) for d in _children(child, "device"))
+    status = _STATUS_BY_TEXT.get(raw_status) or ExportStatus.parse(raw_status)
     return _new_export(
-        export_id, path, ExportStatus.parse(raw_status), bandwidth, devices, raw_status
+        export_id, path, status, bandwidth, devices, _STRINGS.get(raw_status, raw_status)
     )
 
 
@@ -212,10 +215,13 @@ def device_from(elem: Element) -> DeviceExport:
     start = raw_start.strip() if raw_start else ""
     end = raw_end.strip() if raw_end else ""
     raw_status = raw_status or ""
-    progress = _number(raw_progress)
+    try:
+        progress: float | None = float(raw_progress)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        progress = _number(raw_progress)
     if progress is None or not 0.0 <= progress <= 100.0:
         progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
-    status = ExportStatus.parse(raw_status)
+    status = _STATUS_BY_TEXT.get(raw_status) or ExportStatus.parse(raw_status)
     start, start_time = _timestamp(start)
     end, end_time = _timestamp(end)
     return _new_device(

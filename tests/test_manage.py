@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -557,26 +553,6 @@ async def test_an_info_without_version_is_a_protocol_error(
     tap.serve(b"<apiinfo><UTC>nonsense</UTC><Version>2.8.0</Version></apiinfo>")
     async with make_client(tap, clock) as client:
         assert await client.server_info() == ServerInfo("2.8.0", None)
-
-
-def test_readme_create_example_runs(tmp_path: Path) -> None:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"<!-- readme-example-create -->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match is not None, "the README lost its create-and-wait example"
-    script = tmp_path / "example.py"
-    script.write_text(match.group(1), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-W", "error", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        "server 2.8.0",
-        "done: 1 D:\\Exports\\incident-17 2024-01-19 10:00:00+00:00",
-    ]
 
 
 async def test_a_login_answer_that_is_not_xml_is_not_shown(

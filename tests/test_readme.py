@@ -1,4 +1,4 @@
-"""The README's complete example runs as written."""
+"""The README's complete examples run as written."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_example_runs(tmp_path: Path) -> None:
+def run_example(marker: str, tmp_path: Path) -> list[str]:
+    """Run the Python block after ``<!-- marker -->`` in the README; its output lines."""
     text = README.read_text(encoding="utf-8")
-    match = re.search(r"<!-- readme-example -->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match is not None, "the README lost its complete example"
+    match = re.search(rf"<!-- {marker} -->\n```python\n(.*?)```", text, re.DOTALL)
+    assert match is not None, f"the README lost its example {marker!r}"
     script = tmp_path / "example.py"
     script.write_text(match.group(1), encoding="utf-8")
     result = subprocess.run(
@@ -24,7 +25,18 @@ def test_readme_example_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    return result.stdout.splitlines()
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    lines = run_example("readme-example", tmp_path)
     assert lines[0] == "ExportStatusChanged "
     assert "ExportCompleted " in lines
     assert lines[-1] == "done: ExportStatus.COMPLETED"
+
+
+def test_readme_create_example_runs(tmp_path: Path) -> None:
+    assert run_example("readme-example-create", tmp_path) == [
+        "server 2.8.0",
+        "done: 1 D:\\Exports\\incident-17 2024-01-19 10:00:00+00:00",
+    ]

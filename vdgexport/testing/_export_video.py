@@ -52,7 +52,8 @@ def read_export_video(body: bytes) -> NewExport | Removal | int:
         export_id = child_text(root, "exportid")
         return Removal(export_id) if export_id else -10
     devices = next((c for c in root if local(c.tag) == "devices"), None)
-    spans = [_span(d) for d in devices or () if local(d.tag) == "device"]
+    children = () if devices is None else devices
+    spans = [_span(d) for d in children if local(d.tag) == "device"]
     if not spans:
         return -10
     for span in spans:

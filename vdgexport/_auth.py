@@ -12,7 +12,7 @@ import httpx
 
 from ._exceptions import ApiError, AuthenticationError, HTTPStatusError, ProtocolError
 from ._manage import check_answer, find_text
-from ._transport import read_capped
+from ._transport import read_capped, safe_url
 
 __all__ = ["MAX_LOGIN_BYTES", "SessionAuth"]
 
@@ -99,7 +99,7 @@ class SessionAuth(httpx.Auth):
     def _login_request(self, request: httpx.Request) -> httpx.Request:
         prefix = request.url.path.rpartition("/")[0]
         url = request.url.copy_with(path=f"{prefix}/webservice", query=None, fragment=None)
-        logger.debug("logging in as %r at %s", self._username, _safe(url))
+        logger.debug("logging in as %r at %s", self._username, safe_url(url))
         body = (
             f"<AuthenticateUser><username>{escape(self._username)}</username>"
             f"<password>{escape(self._password)}</password></AuthenticateUser>"
@@ -112,7 +112,7 @@ class SessionAuth(httpx.Auth):
 
     async def _accept(self, answer: httpx.Response) -> bool:
         """Take the session key from a login answer; ``False`` if it is a transient failure."""
-        where = _safe(answer.request.url)
+        where = safe_url(answer.request.url)
         status = answer.status_code
         if status in _REFUSED:
             raise AuthenticationError(
@@ -173,7 +173,3 @@ def _use_session(request: httpx.Request, key: str) -> None:
         if pair.strip() and pair.split("=", 1)[0].strip().lower() != "sessionkey"
     ]
     request.headers["Cookie"] = "; ".join([*kept, f"sessionkey={key}"])
-
-
-def _safe(url: httpx.URL) -> str:
-    return str(url.copy_with(username=None, password=None, query=None, fragment=None))

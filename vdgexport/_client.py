@@ -93,7 +93,7 @@ class Client:
         )
         self._io = HttpTransport(
             self._http,
-            str(url.copy_with(username=None, password=None)),
+            base_url,
             timeout=timeout,
             max_bytes=max_response_bytes,
         )

@@ -2,8 +2,8 @@
 
 The answers of ``exportVideo`` and ``/info`` are not documented publicly, so they are read
 tolerantly: any root element, tags and attributes in any case, the value wherever it is.
-Bodies are refused exactly as `parse_tree` refuses them (no DTD, no entities, ASCII-
-compatible encodings only) before the standard library's C parser builds a tree.
+Bodies are parsed by `_parse.parse_document`, the same safe parse as every answer (no DTD,
+no entities, ASCII-compatible encodings only).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from xml.etree.ElementTree import Element, ParseError, fromstring
+from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
 from ._exceptions import ProtocolError, VdgError
 from ._models import DeviceSpan, ServerInfo
-from ._parse import check_envelope, refuse_unsafe
+from ._parse import check_envelope, local, parse_document, read_timestamp
 
 __all__ = [
     "MIN_EXPORT_VERSION",
@@ -25,7 +25,6 @@ __all__ = [
     "export_body",
     "find_export_id",
     "find_text",
-    "parse_document",
     "parse_info",
     "remove_body",
     "require_exports",
@@ -46,29 +45,10 @@ def shown(body: bytes) -> str:
     return f"{body[:_SHOWN_BYTES]!r}... ({len(body)} bytes)"
 
 
-def parse_document(data: bytes) -> Element:
-    """The root element of a safe, well-formed XML body, whatever its tag.
-
-    Raises:
-        ProtocolError: empty, unsafe (DTD, entities, foreign encoding) or malformed.
-    """
-    if not data.strip():
-        raise ProtocolError("empty body")
-    refuse_unsafe(data)
-    try:
-        return fromstring(data)
-    except ParseError as exc:
-        raise ProtocolError(f"malformed XML ({exc}): {shown(data)}") from None
-
-
-def _local(name: str) -> str:
-    return name.rpartition("}")[2].lower()
-
-
 def find_text(root: Element, tag: str) -> str | None:
     """The stripped text of the first non-empty ``<tag>`` anywhere under ``root``, any case."""
     for elem in root.iter():
-        if isinstance(elem.tag, str) and _local(elem.tag) == tag:
+        if isinstance(elem.tag, str) and local(elem.tag) == tag:
             text = (elem.text or "").strip()
             if text:
                 return text
@@ -78,7 +58,7 @@ def find_text(root: Element, tag: str) -> str | None:
 def check_answer(data: bytes) -> Element:
     """Parse an answer; a ``<result>`` root with a negative errorcode raises `ApiError`."""
     root = parse_document(data)
-    if _local(root.tag) == "result":
+    if local(root.tag) == "result":
         check_envelope(root)
     return root
 
@@ -161,9 +141,9 @@ def find_export_id(data: bytes) -> str:
     root = check_answer(data)
     for elem in root.iter():
         for name, value in elem.attrib.items():
-            if _local(name) == "exportid" and value.strip():
+            if local(name) == "exportid" and value.strip():
                 return value.strip()
-        if isinstance(elem.tag, str) and _local(elem.tag) == "exportid":
+        if isinstance(elem.tag, str) and local(elem.tag) == "exportid":
             text = (elem.text or "").strip()
             if text:
                 return text
@@ -184,20 +164,7 @@ def parse_info(data: bytes) -> ServerInfo:
     if version is None:
         raise ProtocolError(f"no <version> in the /info answer: {shown(data)}")
     utc = find_text(root, "utc")
-    return ServerInfo(version, None if utc is None else _utc_or_none(utc))
-
-
-def _utc_or_none(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f")
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    return ServerInfo(version, None if utc is None else read_timestamp(utc))
 
 
 def version_tuple(version: str) -> tuple[int, ...] | None:

@@ -31,9 +31,12 @@ __all__ = [
     "collector_paused",
     "export_from",
     "exports_from",
+    "local",
+    "parse_document",
     "parse_export",
     "parse_export_list",
     "parse_tree",
+    "read_timestamp",
     "refuse_unsafe",
 ]
 
@@ -71,18 +74,27 @@ def refuse_unsafe(data: bytes) -> None:
         )
 
 
-def parse_tree(data: bytes) -> Element:
-    """Parse ``data`` into the ``<result>`` element, refusing anything unsafe or foreign."""
+def parse_document(data: bytes) -> Element:
+    """The root element of a safe, well-formed body, whatever its tag.
+
+    Raises:
+        ProtocolError: empty, unsafe (DTD, entities, foreign encoding), HTML or malformed.
+    """
     if not data.strip():
         raise ProtocolError("empty body")
     refuse_unsafe(data)
     try:
-        root = fromstring(data)
+        return fromstring(data)
     except ParseError as exc:
         if _HTML.match(data.removeprefix(BOM_UTF8)):
             raise ProtocolError("an HTML page, not XML (a proxy's error page?)") from None
         raise ProtocolError(f"malformed XML: {exc}") from None
-    tag = _local(root.tag)
+
+
+def parse_tree(data: bytes) -> Element:
+    """Parse ``data`` into the ``<result>`` element, refusing anything unsafe or foreign."""
+    root = parse_document(data)
+    tag = local(root.tag)
     if tag != "result":
         what = "an HTML page" if tag == "html" else f"root element <{tag}>"
         raise ProtocolError(f"expected <result>, got {what}")
@@ -170,10 +182,10 @@ def export_from(elem: Element) -> Export:
     bandwidth: float | None = None
     devices: tuple[DeviceExport, ...] = ()
     for child in elem:
-        tag = child.tag if child.tag in _EXPORT_TAGS else _local(child.tag)
+        tag = child.tag if child.tag in _EXPORT_TAGS else local(child.tag)
         if tag == "devices":
             devices = tuple(
-                [device_from(d) for d in child if d.tag == "device" or _local(d.tag) == "device"]
+                [device_from(d) for d in child if d.tag == "device" or local(d.tag) == "device"]
             )
         elif tag == "exportid":
             export_id = (child.text or "").strip()
@@ -205,7 +217,7 @@ def device_from(elem: Element) -> DeviceExport:
     for child in elem:
         slot = slot_of(child.tag)
         if slot is None:
-            slot = slot_of(_local(child.tag))
+            slot = slot_of(local(child.tag))
             if slot is None:
                 continue
         texts[slot] = child.text
@@ -306,13 +318,13 @@ def _new_export(
     return obj  # type: ignore[no-any-return]
 
 
-def _local(tag: str) -> str:
+def local(tag: str) -> str:
     """A tag without namespace, lower-cased: tags are matched case-insensitively."""
     return tag.rpartition("}")[2].lower()
 
 
 def _children(elem: Element, tag: str) -> Iterable[Element]:
-    return (c for c in elem if c.tag == tag or _local(c.tag) == tag)
+    return (c for c in elem if c.tag == tag or local(c.tag) == tag)
 
 
 def _child(elem: Element, tag: str) -> Element | None:
@@ -359,6 +371,12 @@ def _intern(text: str) -> str:
             _STRINGS.update((s.value, s.value) for s in ExportStatus)
         found = _STRINGS[text] = text
     return found
+
+
+def read_timestamp(text: str) -> datetime | None:
+    """A VDG Sense timestamp (UTC unless it says otherwise) as aware UTC; ``None`` if
+    unreadable."""
+    return _timestamp(text.strip())[1]
 
 
 def _timestamp(text: str) -> tuple[str, datetime | None]:

@@ -33,6 +33,7 @@ __all__ = [
     "read_capped",
     "retry_after",
     "retrying",
+    "safe_url",
 ]
 
 logger = logging.getLogger("vdgexport")
@@ -77,18 +78,16 @@ class HttpTransport:
         self, http: httpx.AsyncClient, base_url: str, *, timeout: float, max_bytes: int
     ) -> None:
         self._http = http
-        url = httpx.URL(base_url)
-        self._base = str(url.copy_with(query=None, fragment=None)).rstrip("/")
-        self._safe_base = str(
-            url.copy_with(username=None, password=None, query=None, fragment=None)
-        ).rstrip("/")
+        # Credentials go in the client's auth (see `Client`), never in a URL that is sent,
+        # logged (httpx logs request URLs) or shown.
+        self._base = safe_url(httpx.URL(base_url)).rstrip("/")
         self._timeout = timeout
         self._max_bytes = max_bytes
 
     @property
     def safe_base_url(self) -> str:
         """The base URL without credentials: what logs and errors show."""
-        return self._safe_base
+        return self._base
 
     async def request(
         self,
@@ -104,12 +103,10 @@ class HttpTransport:
         ``authenticate=False`` sends it without the client's `httpx.Auth` (``/info``).
         """
         suffix = f"/{path}?{query(params)}" if params else f"/{path}"
-        shown = self._safe_base + suffix
+        shown = url = self._base + suffix
         try:
             with anyio.fail_after(self._timeout):
-                return await self._exchange(
-                    method, self._base + suffix, shown, content, authenticate
-                )
+                return await self._exchange(method, url, shown, content, authenticate)
         except TimeoutError as exc:
             raise TransportError(f"no answer within {self._timeout:g} s: {shown}") from exc
         except (httpx.TransportError, OSError) as exc:
@@ -165,6 +162,11 @@ async def _abandon(response: httpx.Response, body: AsyncIterator[bytes]) -> None
     with contextlib.suppress(Exception):  # StopAsyncIteration, or the closed stream's error
         for _ in range(_DRAIN_CHUNKS):
             await body.__anext__()
+
+
+def safe_url(url: httpx.URL) -> str:
+    """``url`` without credentials, query or fragment: what may be logged or shown."""
+    return str(url.copy_with(username=None, password=None, query=None, fragment=None))
 
 
 def _raise_for_status(response: httpx.Response, shown: str) -> None:

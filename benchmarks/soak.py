@@ -74,10 +74,6 @@ class Settings:
         fault_rate: share of ``/command`` answers replaced by a random fault.
         seed: seeds the scenario and the simulator's faults.
         step_timeout: real seconds one step may take before the run is declared stuck.
-        calm_restarts: stop the random faults from each restart until the poller has
-            confirmed every vanished id (a workaround for a core bug: a failed per-id
-            confirmation discards the whole tick, so with many vanished ids and 10 % of
-            faults no tick ever succeeds). Off by default: the soak tests the real thing.
     """
 
     watches: int = 1000
@@ -87,7 +83,6 @@ class Settings:
     fault_rate: float = 0.1
     seed: int = 6
     step_timeout: float = 60.0
-    calm_restarts: bool = False
 
 
 @dataclass(slots=True)
@@ -116,7 +111,6 @@ class Report:
                 f"simulated        {self.steps} steps ({self.minutes_simulated:g} min)",
                 f"requests         {self.requests}, faults injected {self.faults}",
                 f"restarts         {self.restarts} (the second with id reuse)",
-                f"calm restarts    {self.calm}",
                 f"outcomes         {outcomes}",
                 f"outcomes matched {self.matched}/{self.watches}",
                 f"events checked   {self.events}",
@@ -127,7 +121,6 @@ class Report:
         )
 
     minutes_simulated: float = 0.0
-    calm: bool = False
 
 
 @dataclass(slots=True)
@@ -300,8 +293,6 @@ class _Scenario:
 
     def restart(self, reused: set[str]) -> None:
         """Restart the PluginManager; settle every live export as the poller must see it."""
-        if self.s.calm_restarts:
-            self.sim.inject_random(0.0)
         for export in self.live:
             if self.status(export) == "COMPLETED":
                 export.expected = "COMPLETED"
@@ -361,7 +352,7 @@ async def _run(s: Settings, report: Report) -> None:
     watches = _share(s.watches, [0.60, 0.25, 0.15])
     steps = max(1, round(sc.total / s.step))
     at = {name: round(steps * f) for name, f in _TIMELINE.items()}
-    report.exports, report.watches, report.calm = s.exports, s.watches, s.calm_restarts
+    report.exports, report.watches = s.exports, s.watches
     sc.sim.inject_random(s.fault_rate, seed=s.seed)
     client = vdgexport.Client(
         "http://sim.soak",
@@ -388,8 +379,6 @@ async def _run(s: Settings, report: Report) -> None:
             probes.append(probe)
             await tg.start(probe.checker.consume, client)
             await probe.first_poll(s.step_timeout)
-            if s.calm_restarts:
-                sc.sim.inject_random(s.fault_rate, seed=s.seed + len(probes))
             return probe
 
         wave_a = sc.add_wave(sizes[0], longest=sc.total * 0.5)
@@ -495,11 +484,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=defaults.minutes)
     parser.add_argument("--fault-rate", type=float, default=defaults.fault_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--calm-restarts",
-        action="store_true",
-        help="no faults from a restart until vanished ids are confirmed (core bug workaround)",
-    )
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = parser.parse_args(argv)
     settings = Settings(
@@ -508,7 +492,6 @@ def main(argv: list[str] | None = None) -> int:
         minutes=args.minutes,
         fault_rate=args.fault_rate,
         seed=args.seed,
-        calm_restarts=args.calm_restarts,
     )
     report = anyio.run(run, settings, backend=args.backend)
     print(report.summary())

@@ -18,9 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
-
-from ._servers import App, _Server
 
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
@@ -116,24 +113,6 @@ def nginx_proxy(upstream: str, tmp: Path, *, read_timeout: float = 2.0) -> Itera
             proc.wait(timeout=10)
         if proc.stderr is not None:
             proc.stderr.close()
-
-
-@contextmanager
-def serve_on(app: App, port: int) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on ``127.0.0.1:port`` (so it can come back on the same port)."""
-    server = _Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        assert server.ready.wait(timeout=10), "uvicorn did not start"
-        assert server.started, f"uvicorn could not listen on port {port}"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    assert not thread.is_alive()
 
 
 class RawServer:

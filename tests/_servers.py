@@ -30,18 +30,21 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve(app: App) -> Iterator[str]:
-    """Serve ``app`` on ``127.0.0.1`` on a free port; yield its base URL; stop it after."""
+def serve(app: App, *, port: int = 0, log_level: str = "warning") -> Iterator[str]:
+    """Serve ``app`` on ``127.0.0.1:port`` (0: a free one); yield its base URL; stop after.
+
+    A fixed ``port`` lets a server stop and come back where a proxy expects it.
+    """
     server = _Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         assert server.ready.wait(timeout=10), "uvicorn did not start"
-        assert server.started
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        assert server.started, f"uvicorn could not listen on port {port}"
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{bound}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

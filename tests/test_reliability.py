@@ -19,7 +19,7 @@ import vdgexport
 from vdgexport import ExportCompleted, ExportVanished, VanishReason, WatchEvent
 from vdgexport.testing import Fault, ManualClock, SenseSimulator
 
-from ._nginx import RawServer, free_port, nginx_proxy, serve_on
+from ._nginx import RawServer, free_port, nginx_proxy
 from ._servers import serve
 
 
@@ -90,14 +90,14 @@ async def test_plugin_manager_down_then_back_with_ids_reset(
     with Failures() as failures:
         async with fast_client(f"http://127.0.0.1:{port}", clock) as client:
             async with client.watch(eid) as events:
-                with serve_on(sim, port):
+                with serve(sim, port=port, log_level="critical"):
                     await take(events, 2)
                 await failures.wait(3, "ConnectError")  # down: connections refused
                 with pytest.raises(vdgexport.TransportError) as down:
                     await client.get_export(eid)
                 assert isinstance(down.value.__cause__, httpx.ConnectError)
                 sim.restart()
-                with serve_on(sim, port):
+                with serve(sim, port=port, log_level="critical"):
                     tail = await rest(events)
                     with pytest.raises(vdgexport.ExportNotFoundError):
                         await client.get_export(eid)
@@ -116,7 +116,7 @@ async def test_plugin_manager_down_behind_nginx_then_id_reused(
     with nginx_proxy(f"http://127.0.0.1:{port}", tmp_path) as proxy, Failures() as failures:
         async with fast_client(proxy, clock) as client:
             async with client.watch(eid) as events:
-                with serve_on(sim, port):
+                with serve(sim, port=port, log_level="critical"):
                     await take(events, 3)
                 async with httpx.AsyncClient() as http:
                     page = await http.get(f"{proxy}/command?command=getExportVideoStatus")
@@ -130,7 +130,7 @@ async def test_plugin_manager_down_behind_nginx_then_id_reused(
                 sim.restart()
                 assert sim.add_export(duration=10, devices=2) == eid  # another export
                 clock.advance(5)
-                with serve_on(sim, port):
+                with serve(sim, port=port, log_level="critical"):
                     tail = await rest(events)
     assert len(tail) == 1
     assert isinstance(tail[0], ExportVanished)
@@ -211,7 +211,7 @@ async def test_watch_rides_through_answers_that_never_come(
     sim: SenseSimulator, clock: ManualClock
 ) -> None:
     eid = sim.add_export(duration=10)
-    with serve_on(sim, free_port()) as url:
+    with serve(sim, log_level="critical") as url:
         try:
             async with fast_client(url, clock, timeout=0.1) as client:
                 async with client.watch(eid) as events:
@@ -240,7 +240,7 @@ async def test_broken_answers_over_the_wire(
     """Three broken answers in a row make a one-shot call raise the typed error; a watch
     rides through five and ends as it should."""
     eid = sim.add_export(duration=10, devices=2)
-    with serve_on(sim, free_port()) as url:
+    with serve(sim, log_level="critical") as url:
         async with fast_client(url, clock) as client:
             sim.inject(fault, times=3)
             with pytest.raises(error) as info:
@@ -368,7 +368,7 @@ async def test_secrets_appear_nowhere(
 
     texts: list[str] = []
     eid = sim.add_export(duration=10, devices=2)
-    with serve_on(app, free_port()) as url:
+    with serve(app, log_level="critical") as url:
         client = fast_client(url, clock, auth=auth(PASSWORD))
         async with client:
             async with client.watch(eid) as events:

@@ -64,6 +64,16 @@ async def take(events: vdgexport.Watch, n: int) -> list[WatchEvent]:
         return [await events.__anext__() for _ in range(n)]
 
 
+async def watch_all(client: vdgexport.Client, ids: list[str]) -> list[vdgexport.Watch]:
+    """Open a watch of each id and read its first snapshot (status and one device)."""
+    watches = [client.watch(i) for i in ids]
+    with anyio.fail_after(10):
+        for w in watches:
+            await w.__aenter__()
+            await take(w, 2)
+    return watches
+
+
 async def rest(events: vdgexport.Watch) -> list[WatchEvent]:
     with anyio.fail_after(5):
         return [event async for event in events]
@@ -343,12 +353,7 @@ async def test_200_watches_cost_one_request_per_tick(
 ) -> None:
     ids = [sim.add_export(duration=100) for _ in range(200)]
     async with make_client(sim, clock) as client:
-        watches = [client.watch(i) for i in ids]
-        for w in watches:
-            await w.__aenter__()
-        with anyio.fail_after(10):
-            for w in watches:
-                await take(w, 2)
+        watches = await watch_all(client, ids)
         before = sim.request_count
         for step in range(1, 6):
             clock.advance(10)
@@ -480,10 +485,7 @@ async def test_restart_under_many_watches_confirms_each_missing_id_once(
 ) -> None:
     ids = [sim.add_export(duration=100) for _ in range(50)]
     async with make_client(sim, clock) as client:
-        watches = [client.watch(i) for i in ids]
-        for w in watches:
-            await w.__aenter__()
-            await take(w, 2)
+        watches = await watch_all(client, ids)
         before = len(sim.requests)
         sim.restart()
         for w in watches:

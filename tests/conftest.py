@@ -13,7 +13,26 @@ import pytest
 import vdgexport
 from vdgexport.testing import ManualClock, SenseSimulator
 
-HOSTILE_XML = Path(__file__).resolve().parents[2] / "shared" / "hostile-xml"
+#: The project's own attack documents (see the README beside them); tests never read
+#: anything outside the repository.
+HOSTILE_XML = Path(__file__).resolve().parent / "data" / "hostile-xml"
+#: The placeholders in those documents, for a file to read and a URL to fetch.
+SECRET_PLACEHOLDER = "/tmp/vdgexport-secret.txt"
+URL_PLACEHOLDER = "http://127.0.0.1:9"
+
+
+def hostile_documents(secret: Path | None = None, url: str | None = None) -> dict[str, bytes]:
+    """Every attack document by file name, with ``secret`` and ``url`` put in place of the
+    placeholders (in whatever encoding the document is written)."""
+    documents: dict[str, bytes] = {}
+    for path in sorted(HOSTILE_XML.glob("*.xml")):
+        data = path.read_bytes()
+        for old, new in ((SECRET_PLACEHOLDER, secret), (URL_PLACEHOLDER, url)):
+            if new is not None:
+                for codec in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le"):
+                    data = data.replace(old.encode(codec), str(new).encode(codec))
+        documents[path.name] = data
+    return documents
 
 
 @pytest.fixture(params=["asyncio", "trio"])

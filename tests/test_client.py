@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import anyio
 import httpx
 import pytest
 
 import vdgexport
-from vdgexport._transport import MAX_RETRY_AFTER, backoff, is_transient
+from vdgexport._retry import MAX_RETRY_AFTER, RetryableStatus, backoff, is_transient
 from vdgexport.testing import Fault, ManualClock, SenseSimulator
 
+from ._servers import serve
 from .conftest import make_client
+
+SPAN = vdgexport.DeviceSpan(
+    "s", "d", datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 2, tzinfo=timezone.utc)
+)
 
 OK_EMPTY = b'<result errorcode="0"><exports count="0"/></result>'
 
@@ -209,15 +215,41 @@ async def test_declared_length_over_the_cap_is_refused_before_reading() -> None:
             await client.list_exports()
 
 
-async def test_closed_client_raises_runtime_error(sim: SenseSimulator, clock: ManualClock) -> None:
-    client = make_client(sim, clock)
-    assert len(await client.list_exports()) == 0  # one-shot calls work without `async with`
-    await client.aclose()
-    await client.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
-        await client.list_exports()
-    with pytest.raises(RuntimeError, match="closed"):
-        client.watch(1)
+async def test_a_closed_client_raises_client_closed_error_over_http(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    """Every call on a closed client, and a watch that `aclose` ended, is `ClientClosedError`:
+    a `VdgError` (one `except` for the library) that is still a `RuntimeError`."""
+    eid = sim.add_export(duration=100)
+    with serve(sim) as url:
+        client = vdgexport.Client(url, poll_interval=0.001, max_poll_interval=0.004, clock=clock)
+        assert len(await client.list_exports()) == 1  # one-shot calls work without `async with`
+        await client.aclose()
+        await client.aclose()
+        calls = {
+            "list_exports": client.list_exports,
+            "get_export": lambda: client.get_export(eid),
+            "server_info": client.server_info,
+            "remove_export": lambda: client.remove_export(eid),
+            "create_export": lambda: client.create_export([SPAN]),
+            "wait_for_completion": lambda: client.wait_for_completion(eid),
+        }
+        for name, call in calls.items():
+            with pytest.raises(vdgexport.ClientClosedError, match="closed"):
+                await call()
+            assert sim.request_count == 1, name
+        with pytest.raises(vdgexport.ClientClosedError, match="closed"):
+            client.watch(1)
+        async with vdgexport.Client(url, poll_interval=0.001, clock=clock) as client:
+            async with client.watch(eid) as events:
+                await events.__anext__()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client.aclose)
+                    with anyio.fail_after(5), pytest.raises(vdgexport.ClientClosedError) as info:
+                        async for _ in events:
+                            pass
+    assert isinstance(info.value, vdgexport.VdgError)
+    assert isinstance(info.value, RuntimeError)
 
 
 async def test_watch_needs_async_with(sim: SenseSimulator, clock: ManualClock) -> None:
@@ -251,11 +283,9 @@ async def test_secrets_never_in_repr_errors_or_logs(
 
 
 def test_backoff_honours_retry_after_up_to_the_cap() -> None:
-    from vdgexport._transport import _RetryableStatus
-
-    hint = _RetryableStatus("503", status_code=503, retry_after=7.0)
+    hint = RetryableStatus("503", status_code=503, retry_after=7.0)
     assert backoff(1, 0.001, 0.002, hint) == 7.0
-    huge = _RetryableStatus("503", status_code=503, retry_after=3600.0)
+    huge = RetryableStatus("503", status_code=503, retry_after=3600.0)
     assert backoff(1, 0.001, 0.002, huge) == MAX_RETRY_AFTER
     for failures in range(1, 10):
         assert 0.0 <= backoff(failures, 1.0, 10.0) <= min(10.0, 2.0 ** (failures - 1))

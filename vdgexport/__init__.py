@@ -27,6 +27,7 @@ from ._events import (
 from ._exceptions import (
     ApiError,
     AuthenticationError,
+    ClientClosedError,
     ExportFailedError,
     ExportNotFoundError,
     ExportRemovedError,
@@ -54,6 +55,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "Client",
+    "ClientClosedError",
     "DeviceExport",
     "DeviceProgress",
     "DeviceSpan",

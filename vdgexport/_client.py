@@ -13,14 +13,21 @@ import anyio
 import httpx
 
 from ._events import ExportCompleted, ExportRemoved, ExportVanished
-from ._exceptions import ExportRemovedError, ExportVanishedError, HTTPStatusError, VdgError
+from ._exceptions import (
+    ClientClosedError,
+    ExportRemovedError,
+    ExportVanishedError,
+    HTTPStatusError,
+    VdgError,
+)
 from ._incremental import ListParser
 from ._manage import check_answer, export_body, find_export_id, parse_info, remove_body
 from ._manage import require_exports as _require_exports
 from ._models import DeviceSpan, Export, ExportId, ExportList, ServerInfo
 from ._parse import parse_export
 from ._poller import Poller
-from ._transport import HttpTransport, retrying
+from ._retry import retrying
+from ._transport import HttpTransport
 from ._watch import Watch
 
 if sys.version_info >= (3, 11):
@@ -61,7 +68,7 @@ class Client:
 
     Watching needs ``async with``: the client owns the task that polls. One-shot calls
     (`list_exports`, `get_export`) also work on a client that was never entered, until
-    `aclose`. A closed client raises `RuntimeError` when used.
+    `aclose`. A closed client raises `ClientClosedError` when used.
 
     Example:
         ```python
@@ -147,7 +154,7 @@ class Client:
                 raise
 
     async def aclose(self) -> None:
-        """Stop polling, end open watches with `RuntimeError`, close the connections.
+        """Stop polling, end open watches with `ClientClosedError`, close the connections.
 
         May be called from any task, also inside the ``async with`` block while watches
         run; idempotent.
@@ -161,7 +168,7 @@ class Client:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the Client is closed")
+            raise ClientClosedError("the Client is closed")
 
     def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._tasks is None:

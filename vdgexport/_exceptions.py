@@ -9,9 +9,11 @@ VdgError
 │                           larger than max_response_bytes, wrong root, not XML at all
 ├── ApiError                errorcode < 0; .code, .description
 │   └── ExportNotFoundError -57
-└── ExportFailedError       wait_for_completion ended without COMPLETED; .event
-    ├── ExportRemovedError
-    └── ExportVanishedError
+├── ExportFailedError       wait_for_completion ended without COMPLETED; .event
+│   ├── ExportRemovedError
+│   └── ExportVanishedError
+└── ClientClosedError       a call on a closed client, or a watch that aclose() ended
+                            (also a RuntimeError)
 ```
 
 Messages never contain a password, a session key or a full URL with credentials.
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "ClientClosedError",
     "ExportFailedError",
     "ExportNotFoundError",
     "ExportRemovedError",
@@ -143,6 +146,23 @@ class ExportRemovedError(ExportFailedError):
 
 class ExportVanishedError(ExportFailedError):
     """The export id vanished (-57 or reused); `.event` is the `ExportVanished`."""
+
+
+class ClientClosedError(VdgError, RuntimeError):
+    """The client is closed: a call on it, or a watch that `Client.aclose` ended.
+
+    Also a `RuntimeError`, as a closed client's error was before it had a type of its own.
+    A watch ended this way got no terminal event: its export's outcome is unknown.
+
+    Example:
+        ```python
+        try:
+            async for event in watch:
+                handle(event)
+        except vdgexport.ClientClosedError:
+            pass  # we are shutting down
+        ```
+    """
 
 
 def api_error(code: int, description: str = "") -> ApiError:

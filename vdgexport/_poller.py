@@ -16,9 +16,9 @@ import anyio
 
 from ._diff import Tracker
 from ._events import TERMINAL_TYPES, ExportVanished, VanishReason, WatchEvent
-from ._exceptions import ExportNotFoundError, VdgError
+from ._exceptions import ClientClosedError, ExportNotFoundError, VdgError
 from ._models import Export, ExportList
-from ._transport import backoff, is_transient
+from ._retry import backoff, is_transient
 
 if TYPE_CHECKING:
     from ._watch import Watch
@@ -99,7 +99,7 @@ class Poller:
 
     def subscribe(self, watch: Watch) -> None:
         if self._closed:
-            raise RuntimeError("the client is closed")
+            raise ClientClosedError("the client is closed")
         if not self._running:
             self._stopped = anyio.Event()
             self._spawn(self._run)  # raises if the client cannot own a task
@@ -150,7 +150,7 @@ class Poller:
         if self._running:
             with anyio.CancelScope(shield=True):
                 await self._stopped.wait()
-        self._fail_all(RuntimeError("the client was closed while this export was watched"))
+        self._fail_all(ClientClosedError("the client was closed while this export was watched"))
 
     # -- the loop ------------------------------------------------------------------------
 

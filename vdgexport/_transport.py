@@ -1,60 +1,32 @@
-"""HTTP for the SensePluginManager: one request, a size cap, typed errors, and retries."""
+"""HTTP for the SensePluginManager: one request, a size cap, typed errors (retries: `_retry`)."""
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import logging
-import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TypeVar
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote
 
 import anyio
 import httpx
-import tenacity
 
 from ._exceptions import (
-    ApiError,
     AuthenticationError,
+    ClientClosedError,
     HTTPStatusError,
     ProtocolError,
     TransportError,
 )
+from ._retry import RetryableStatus, parse_retry_after
 
-__all__ = [
-    "ATTEMPTS",
-    "MAX_RETRY_AFTER",
-    "HttpTransport",
-    "backoff",
-    "is_transient",
-    "query",
-    "read_capped",
-    "retry_after",
-    "retrying",
-    "safe_url",
-]
+__all__ = ["HttpTransport", "query", "read_capped", "safe_url"]
 
 logger = logging.getLogger("vdgexport")
 
-#: Longest ``Retry-After`` honoured, in seconds; a longer one is capped to this.
-MAX_RETRY_AFTER = 30.0
 #: Statuses that a retry may heal.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: Attempts of a one-shot call (``list_exports``, ``get_export``) before it raises.
-ATTEMPTS = 3
-_T = TypeVar("_T")
 #: Chunks read at most after closing an abandoned body (a closed connection yields none).
 _DRAIN_CHUNKS = 4
-
-
-class _RetryableStatus(HTTPStatusError):
-    """A transient non-2xx answer, with the server's ``Retry-After`` (seconds) if any."""
-
-    def __init__(self, message: str, *, status_code: int, retry_after: float | None) -> None:
-        super().__init__(message, status_code=status_code)
-        self.retry_after = retry_after
 
 
 def query(params: Mapping[str, str]) -> str:
@@ -113,6 +85,10 @@ class HttpTransport:
             raise TransportError(f"{type(exc).__name__} for {shown}: {exc}") from exc
         except httpx.StreamError as exc:
             raise TransportError(f"{type(exc).__name__} for {shown}") from exc
+        except RuntimeError as exc:
+            if self._http.is_closed:  # `Client.aclose` ran while this request was waiting
+                raise ClientClosedError(f"the Client is closed: {shown}") from exc
+            raise
 
     async def _exchange(
         self, method: str, url: str, shown: str, content: bytes | None, authenticate: bool
@@ -177,74 +153,6 @@ def _raise_for_status(response: httpx.Response, shown: str) -> None:
     if status in (401, 403):
         raise AuthenticationError(message, status_code=status)
     if status in _TRANSIENT_STATUSES or status >= 500:
-        raise _RetryableStatus(
-            message, status_code=status, retry_after=_parse_retry_after(response.headers)
-        )
+        hint = parse_retry_after(response.headers.get("retry-after", ""))
+        raise RetryableStatus(message, status_code=status, retry_after=hint)
     raise HTTPStatusError(message, status_code=status)
-
-
-def _parse_retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` may heal on its own, so that waiting and retrying makes sense.
-
-    Transient: network failures and timeouts, 408/429/5xx, HTML pages, malformed or
-    truncated bodies, -18 (general error). Permanent: authentication, unsafe XML, other
-    4xx, and API errors other than -18 (-57 is handled by the caller).
-    """
-    if isinstance(exc, (TransportError, _RetryableStatus)):
-        return True
-    if isinstance(exc, ProtocolError):
-        return not exc.unsafe
-    return isinstance(exc, ApiError) and exc.code == -18
-
-
-def retry_after(exc: BaseException | None) -> float | None:
-    """The server's ``Retry-After`` carried by ``exc``, capped at `MAX_RETRY_AFTER`."""
-    if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
-        return min(exc.retry_after, MAX_RETRY_AFTER)
-    return None
-
-
-def backoff(failures: int, base: float, cap: float, exc: BaseException | None = None) -> float:
-    """Exponential backoff with full jitter, or the server's ``Retry-After`` if longer."""
-    exponent = min(max(0, failures - 1), 64)  # 2.0 ** 1024 would overflow
-    delay = random.uniform(0.0, min(cap, base * 2.0**exponent))
-    hint = retry_after(exc)
-    return delay if hint is None else max(delay, hint)
-
-
-async def retrying(call: Callable[[], Awaitable[_T]], *, base: float, cap: float) -> _T:
-    """Run ``call`` up to `ATTEMPTS` times while it fails transiently; raise the last error."""
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        return backoff(state.attempt_number, base, cap, exc)
-
-    retry = tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(ATTEMPTS),
-        wait=wait,
-        retry=tenacity.retry_if_exception(is_transient),
-        sleep=anyio.sleep,
-        reraise=True,
-        before_sleep=_log_retry,
-    )
-    return await retry(call)
-
-
-def _log_retry(state: tenacity.RetryCallState) -> None:
-    outcome = state.outcome
-    exc = outcome.exception() if outcome is not None else None
-    logger.info("attempt %d failed (%s); retrying", state.attempt_number, exc)

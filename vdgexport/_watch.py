@@ -31,7 +31,7 @@ class Watch:
     Made by `Client.watch`. Iteration yields `WatchEvent` values and stops after the terminal
     one (`ExportCompleted`, `ExportRemoved` or `ExportVanished`). It raises a `VdgError` when
     the watch cannot go on (an outage longer than ``outage_timeout``, refused credentials,
-    unsafe XML) and `RuntimeError` when the client is closed under it.
+    unsafe XML) and `ClientClosedError` when the client is closed under it.
 
     Leaving early unsubscribes at once: use ``async with`` (or ``await watch.aclose()``); a
     watch that is simply dropped after ``break`` is also unsubscribed when it is collected.

@@ -12,6 +12,7 @@ Example:
 
 from ._auth import SessionAuth
 from ._client import DEFAULT_MAX_RESPONSE_BYTES, Client
+from ._codec import event_from_dict, event_to_dict, export_from_dict, export_to_dict
 from ._events import (
     DeviceProgress,
     ExportCompleted,
@@ -84,4 +85,8 @@ __all__ = [
     "Watch",
     "WatchEvent",
     "__version__",
+    "event_from_dict",
+    "event_to_dict",
+    "export_from_dict",
+    "export_to_dict",
 ]

@@ -28,10 +28,10 @@ from vdgexport import (
     ExportVanished,
     VanishReason,
 )
-from vdgexport._cli import main
-from vdgexport._cli_json import event_json, jsonable
-from vdgexport._cli_sim import SimControl
-from vdgexport._cli_view import Board, LiveView, PlainView, fmt_bandwidth, fmt_eta, make_view
+from vdgexport.cli import main
+from vdgexport.cli.jsonout import event_json, jsonable
+from vdgexport.cli.simulate import SimControl
+from vdgexport.cli.views import Board, LiveView, PlainView, fmt_bandwidth, fmt_eta, make_view
 from vdgexport.testing import ManualClock, SenseSimulator
 
 from ._servers import Recorder, basic, serve
@@ -406,7 +406,7 @@ def test_vdgexport_imports_without_the_cli_extra() -> None:
     # (httpx itself imports rich when it is installed, so block it rather than look for it.)
     code = (
         "import sys; sys.modules['rich'] = sys.modules['uvicorn'] = None; "
-        "import vdgexport, vdgexport._cli; sys.exit(vdgexport._cli.main(['demo']))"
+        "import vdgexport, vdgexport.cli; sys.exit(vdgexport.cli.main(['demo']))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False

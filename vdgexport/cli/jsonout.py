@@ -8,8 +8,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._events import WatchEvent
-from ._models import Export, ExportList
+from vdgexport import Export, ExportList, WatchEvent
 
 __all__ = ["dumps", "event_json", "export_json", "export_list_json", "jsonable"]
 

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import anyio
 import httpx
 from rich.console import Console
 
-from ._cli import run_watches
-from ._cli_view import Board, View, make_view
-from ._client import Client
-from ._events import TERMINAL_TYPES, WatchEvent
-from ._models import DeviceSpan
-from .testing import SenseSimulator
+from vdgexport import Client, DeviceSpan, WatchEvent
+from vdgexport.testing import SenseSimulator
 
-__all__ = ["DEMO_EXPORTS", "run_demo"]
+from .common import EXIT_OK, is_terminal, make_console
+from .connect import run_watches
+from .options import Options, positive
+from .views import Board, View, make_view
+
+__all__ = ["DEMO_EXPORTS", "register", "run", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,31 @@ REMOVE_AT, RESTART_AT = 50.0, 110.0
 RECORDED_FROM = datetime(2024, 1, 19, 10, 0, tzinfo=timezone.utc)
 
 
+def register(commands: Any, options: Options) -> None:
+    """Add ``demo`` to ``commands``."""
+    cmd = commands.add_parser(
+        "demo",
+        parents=[options.output],
+        help="watch exports on the built-in simulator",
+        description="Start the simulator in-process with several exports, remove one, "
+        "restart its PluginManager so another vanishes, and watch them all. "
+        "Takes about 15 seconds; exits 0.",
+    )
+    cmd.add_argument(
+        "--speed",
+        type=positive,
+        default=10.0,
+        metavar="X",
+        help="simulated seconds per real second (default: 10)",
+    )
+    cmd.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo on this terminal (or as plain lines or JSON); return 0."""
+    return anyio.run(run_demo, make_console(), args.speed, args.json, backend=args.backend)
+
+
 async def run_demo(console: Console, speed: float, json: bool) -> int:
     """Run the demo at ``speed`` simulated seconds per real second; return 0."""
     t0 = time.monotonic()
@@ -73,7 +101,7 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
                 await run_watches(client, ids, view, observe=director.observe)
                 tasks.cancel_scope.cancel()
     view.summary()
-    return 0
+    return EXIT_OK
 
 
 async def _create(client: Client, sim: SenseSimulator, number: int, export: DemoExport) -> str:
@@ -116,7 +144,7 @@ class _Director:
     def observe(self, event: WatchEvent) -> None:
         """Note which exports have been seen, and which have ended."""
         self.seen[event.export_id].set()
-        if isinstance(event, TERMINAL_TYPES):
+        if is_terminal(event):
             self.ended[event.export_id].set()
 
     async def _until(self, simulated: float) -> None:

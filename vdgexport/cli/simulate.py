@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .testing import SenseSimulator
+from vdgexport.testing import SenseSimulator
 
-__all__ = ["CONTROL_HELP", "SimControl", "make_simulator", "serve"]
+from .common import EXIT_ERROR, EXIT_OK, INSTALL_HINT
+from .options import Options, count, positive
+
+__all__ = ["CONTROL_HELP", "SimControl", "make_simulator", "register", "run", "serve"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,6 +31,41 @@ control endpoint (beside the API, under /_sim):
 example:
   curl -X POST 'http://127.0.0.1:8080/_sim/remove?exportid=2'
 """
+
+
+def register(commands: Any, options: Options) -> None:
+    """Add ``simulate`` to ``commands``."""
+    cmd = commands.add_parser(
+        "simulate",
+        help="serve the simulator over HTTP",
+        description="Serve a simulated SensePluginManager over real HTTP, for curl or your "
+        "own code. Stop it with Ctrl-C.",
+        epilog=CONTROL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    cmd.add_argument(
+        "--port",
+        type=count,
+        default=8080,
+        help="port to listen on; 0 picks a free one (default: 8080)",
+    )
+    cmd.add_argument(
+        "--exports", type=count, default=5, metavar="N", help="exports to start with (default: 5)"
+    )
+    cmd.add_argument(
+        "--speed",
+        type=positive,
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second (default: 1)",
+    )
+    cmd.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the simulator until interrupted; return the exit code."""
+    return serve(host=args.host, port=args.port, exports=args.exports, speed=args.speed)
 
 
 class SimControl:
@@ -106,10 +145,8 @@ def serve(*, host: str, port: int, exports: int, speed: float) -> int:
     try:
         import uvicorn
     except ImportError:
-        from ._cli import INSTALL_HINT
-
         print(f"vdgexport simulate needs uvicorn: {INSTALL_HINT}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -133,8 +170,8 @@ def serve(*, host: str, port: int, exports: int, speed: float) -> int:
     except KeyboardInterrupt:
         pass
     except SystemExit as exc:  # uvicorn could not start (it logged why)
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    return EXIT_OK
 
 
 def _host(address: str) -> str:

@@ -30,21 +30,23 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve(app: App, *, port: int = 0, log_level: str = "warning") -> Iterator[str]:
+def serve(app: App, *, port: int = 0, log_level: str = "warning", **options: Any) -> Iterator[str]:
     """Serve ``app`` on ``127.0.0.1:port`` (0: a free one); yield its base URL; stop after.
 
-    A fixed ``port`` lets a server stop and come back where a proxy expects it.
+    A fixed ``port`` lets a server stop and come back where a proxy expects it. Other
+    ``options`` go to `uvicorn.Config`: ``ssl_certfile``/``ssl_keyfile`` serve HTTPS (the
+    URL then starts with ``https``), ``lifespan="on"`` runs the app's lifespan.
     """
-    server = _Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="off")
-    )
+    settings: dict[str, Any] = {"lifespan": "off", **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, **settings)
+    server = _Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         assert server.ready.wait(timeout=10), "uvicorn did not start"
         assert server.started, f"uvicorn could not listen on port {port}"
         bound = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{bound}"
+        yield f"{'https' if config.is_ssl else 'http'}://127.0.0.1:{bound}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

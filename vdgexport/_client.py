@@ -27,6 +27,7 @@ from ._models import DeviceSpan, Export, ExportId, ExportList, ServerInfo
 from ._parse import parse_export
 from ._poller import Poller
 from ._retry import retrying
+from ._tls import Verify, ssl_verify
 from ._transport import HttpTransport
 from ._watch import Watch
 
@@ -65,6 +66,10 @@ class Client:
         transport: any `httpx.AsyncBaseTransport`, e.g. ``httpx.ASGITransport(app=simulator)``.
         clock: the monotonic time source (seconds) of rates, ETAs and stall detection; tests
             pass the simulator's `ManualClock`. Polling itself always runs in real time.
+        verify: HTTPS certificate checks: ``True`` (the system's CAs), a CA bundle path
+            (a PEM file or a directory; e.g. the private CA that signed a VMS server's
+            certificate), an `ssl.SSLContext`, or ``False`` (no check: avoid). A refused
+            certificate is a `TransportError` at once, never retried; it ends a watch.
 
     Watching needs ``async with``: the client owns the task that polls. One-shot calls
     (`list_exports`, `get_export`) also work on a client that was never entered, until
@@ -91,12 +96,17 @@ class Client:
         stall_after: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] | None = None,
+        verify: Verify = True,
     ) -> None:
         if poll_interval <= 0 or max_poll_interval <= 0:
             raise ValueError("poll intervals must be positive")
         url = httpx.URL(base_url)
         self._http = httpx.AsyncClient(
-            auth=_auth(auth, url), transport=transport, timeout=timeout, follow_redirects=False
+            auth=_auth(auth, url),
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            verify=ssl_verify(verify),
         )
         self._io = HttpTransport(
             self._http,

@@ -71,7 +71,15 @@ class TransportError(VdgError):
     """The server could not be reached, or the connection failed, after retries.
 
     The underlying `httpx` exception (or `TimeoutError`) is chained as `__cause__`.
+
+    Attributes:
+        certificate_refused: ``True`` when the server's TLS certificate was refused (see
+            ``Client(verify=...)``): raised at once, never retried, and it ends a watch.
     """
+
+    def __init__(self, message: str, *, certificate_refused: bool = False) -> None:
+        super().__init__(message)
+        self.certificate_refused = certificate_refused
 
 
 class HTTPStatusError(VdgError):

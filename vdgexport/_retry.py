@@ -80,10 +80,13 @@ def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` may heal on its own, so that waiting and retrying makes sense.
 
     Transient: network failures and timeouts, 408/429/5xx, HTML pages, malformed or
-    truncated bodies, -18 (general error). Permanent: authentication, unsafe XML, other
-    4xx, and API errors other than -18 (-57 is handled by the caller).
+    truncated bodies, -18 (general error). Permanent: authentication, a refused TLS
+    certificate, unsafe XML, other 4xx, and API errors other than -18 (-57 is handled by
+    the caller).
     """
-    if isinstance(exc, (TransportError, RetryableStatus)):
+    if isinstance(exc, TransportError):
+        return not exc.certificate_refused
+    if isinstance(exc, RetryableStatus):
         return True
     if isinstance(exc, ProtocolError):
         return not exc.unsafe

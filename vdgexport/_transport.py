@@ -18,6 +18,7 @@ from ._exceptions import (
     TransportError,
 )
 from ._retry import RetryableStatus, parse_retry_after
+from ._tls import certificate_refused
 
 __all__ = ["HttpTransport", "query", "read_capped", "safe_url"]
 
@@ -82,6 +83,12 @@ class HttpTransport:
         except TimeoutError as exc:
             raise TransportError(f"no answer within {self._timeout:g} s: {shown}") from exc
         except (httpx.TransportError, OSError) as exc:
+            if certificate_refused(exc):
+                raise TransportError(
+                    f"{shown}: the server's certificate was refused ({exc}); pass "
+                    "Client(verify=...) the CA bundle that signed it",
+                    certificate_refused=True,
+                ) from exc
             raise TransportError(f"{type(exc).__name__} for {shown}: {exc}") from exc
         except httpx.StreamError as exc:
             raise TransportError(f"{type(exc).__name__} for {shown}") from exc

@@ -1,0 +1,192 @@
+"""The fleet in one process: publish and subscribe through a real redis-server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import anyio
+import coredis
+import pytest
+
+import vdgexport
+import vdgexport.fleet
+from tests._redis import RedisServer, redis_server
+from tests.conftest import make_client
+from vdgexport.fleet import FleetEvent, Publisher
+from vdgexport.fleet._redis import Keys
+from vdgexport.testing import ManualClock, SenseSimulator
+
+LEASE = 1.0
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+async def take(events: AsyncIterator[FleetEvent], n: int) -> list[FleetEvent]:
+    got: list[FleetEvent] = []
+    with anyio.fail_after(10):
+        async for item in events:
+            got.append(item)
+            if len(got) == n:
+                break
+    return got
+
+
+def names(items: list[FleetEvent]) -> list[str]:
+    return [type(i.event).__name__ for i in items]
+
+
+async def test_a_subscriber_sees_the_current_state_then_live_events_to_the_end(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    export_id = sim.add_export(devices=2, duration=10)
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(publisher(client, redis.url))
+        async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as events:
+            first = await take(events, 3)
+            assert names(first) == ["ExportStatusChanged", "DeviceProgress", "DeviceProgress"]
+            assert all(i.event.export_id == export_id and not i.resync for i in first)
+            clock.advance(20)
+            rest = [item async for item in events]
+        tasks.cancel_scope.cancel()
+    assert names(rest)[-1] == "ExportCompleted"
+    assert len({i.token for i in first + rest}) == len(first + rest)
+
+
+def publisher(client: vdgexport.Client, url: str, name: str = "site"):  # type: ignore[no-untyped-def]
+    async def run() -> None:
+        await vdgexport.fleet.publish(client, url, name=name, lease=LEASE, list_interval=0.01)
+
+    return run
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Poll ``check`` until it holds (fails after 10 s)."""
+    with anyio.fail_after(10):
+        while not check():  # noqa: ASYNC110 - what it waits for has no event to wait on
+            await anyio.sleep(0.005)
+
+
+async def test_a_resumed_subscription_repeats_nothing_and_loses_nothing(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    export_id = sim.add_export(devices=1, duration=10)
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(publisher(client, redis.url))
+        sub = vdgexport.fleet.subscribe
+        async with sub(redis.url, name="site", export_id=export_id) as whole:
+            async with sub(redis.url, name="site", export_id=export_id) as part:
+                seen = await take(whole, 2)
+                read = await take(part, 2)
+                clock.advance(3)
+                seen += await take(whole, 1)
+                read += await take(part, 1)
+                clock.advance(3)
+                seen += await take(whole, 1)  # written while ``part`` is away
+            clock.advance(10)
+            seen += [item async for item in whole]
+        async with sub(redis.url, name="site", export_id=export_id, since=read[-1].token) as again:
+            read += [item async for item in again]
+        tasks.cancel_scope.cancel()
+    assert [i.event for i in read] == [i.event for i in seen]
+    assert read[3:] == seen[3:]  # after the resume, the very same entries, tokens and all
+    assert names(seen)[-1] == "ExportCompleted"
+    assert not any(i.resync for i in seen)
+
+
+async def test_redis_restarted_without_persistence_gives_a_resync_and_the_current_state(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    sim.add_export(duration=[10, 20])
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(publisher(client, redis.url))
+        async with vdgexport.fleet.subscribe(redis.url, name="site") as live:
+            before = await take(live, 3)
+            clock.advance(4)
+            before += await take(live, 2)
+            redis.restart()
+            after = await take(live, 3)
+            async with vdgexport.fleet.subscribe(
+                redis.url, name="site", since=before[-1].token
+            ) as late:
+                again = await take(late, 3)
+        tasks.cancel_scope.cancel()
+    for items in (after, again):
+        assert [i.resync for i in items] == [True, False, False]
+        assert names(items) == ["ExportStatusChanged", "DeviceProgress", "DeviceProgress"]
+        assert [getattr(i.event, "progress", None) for i in items[1:]] == [40.0, 20.0]
+    assert after[0].token.split(":")[1] != before[0].token.split(":")[1]  # a new epoch
+
+
+async def test_a_leader_that_lost_its_lease_writes_nothing_and_stands_by(
+    redis: RedisServer,
+    sim: SenseSimulator,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "vdgexport.fleet")
+    sim.add_export(devices=1, duration=10)
+    keys = Keys.of("site")
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        leader = Publisher(client, redis.url, name="site", lease=LEASE, list_interval=0.01)
+        tasks.start_soon(leader.run)
+        async with vdgexport.fleet.subscribe(redis.url, name="site") as events:
+            seen = await take(events, 2)
+            thief = coredis.Redis.from_url(redis.url, decode_responses=True)
+            async with thief:
+                await thief.set(keys.lease, "thief", px=60_000)
+                length = await thief.xlen(keys.stream)
+                clock.advance(3)  # a change the leader may no longer write
+                await until(lambda: not leader.leading)
+                await until(lambda: "standing by" in caplog.text)
+                assert await thief.xlen(keys.stream) == length
+                await thief.delete([keys.lease])  # the thief leaves: the publisher leads again
+                clock.advance(10)
+                seen += [item async for item in until_terminal(events)]
+        tasks.cancel_scope.cancel()
+    assert "lost the lead" in caplog.text
+    progress = [i.event.progress for i in seen if isinstance(i.event, vdgexport.DeviceProgress)]
+    assert progress == sorted(set(progress))  # each change once, in order
+    assert progress[-1] == 100.0
+    assert names(seen)[-1] == "ExportCompleted"
+
+
+async def until_terminal(events: AsyncIterator[FleetEvent]) -> AsyncIterator[FleetEvent]:
+    with anyio.fail_after(10):
+        async for item in events:
+            yield item
+            if isinstance(item.event, vdgexport.TerminalEvent):  # type: ignore[arg-type]
+                return
+
+
+async def test_a_subscriber_waits_for_a_publisher_and_for_its_export(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        async with vdgexport.fleet.subscribe(redis.url, name="site", export_id="2") as events:
+            tasks.start_soon(publisher(client, redis.url))
+            sim.add_export(duration=5)
+            await until(lambda: True)
+            second = sim.add_export(duration=5)
+            clock.advance(10)
+            got = [item async for item in events]
+        tasks.cancel_scope.cancel()
+    assert {i.event.export_id for i in got} == {second}
+    assert names(got)[-1] == "ExportCompleted"
+
+
+def test_bad_arguments_are_refused_at_once() -> None:
+    url = "redis://127.0.0.1:1/0"
+    with pytest.raises(ValueError, match="not a fleet token"):
+        vdgexport.fleet.subscribe(url, name="site", since="v1:abc")
+    with pytest.raises(ValueError, match="fleet name"):
+        vdgexport.fleet.subscribe(url, name="a{b}")
+    with pytest.raises(ValueError, match="not a Redis URL"):
+        vdgexport.fleet.subscribe("http://user:secret@host", name="site")
+    with pytest.raises(ValueError, match="not a Redis URL") as info:
+        vdgexport.fleet.subscribe("http://user:secret@host", name="site")
+    assert "secret" not in str(info.value)

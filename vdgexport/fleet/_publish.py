@@ -1,0 +1,359 @@
+"""`publish`: one leading publisher per fleet writes every export's events to Redis."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import secrets
+from typing import Any
+
+import anyio
+import anyio.abc
+import coredis
+from coredis.tokens import PureToken
+
+import vdgexport
+
+from ._redis import (
+    INIT,
+    PRUNE,
+    RENEW,
+    WRITE,
+    Keys,
+    connect,
+    is_transient,
+    logger,
+    safe_url,
+    unreachable_as_transient,
+)
+from ._state import ExportState
+
+__all__ = ["Publisher", "publish"]
+
+_BACKOFF = (0.1, 5.0)  # first and longest wait between attempts to reach Redis
+
+
+class Publisher:
+    """A member of a fleet of publishers; `run` it until cancelled (see `publish`).
+
+    Attributes:
+        leading: ``True`` while this publisher holds the lease (and polls and writes).
+        reachable: whether Redis answered the last attempt (``None`` before the first).
+        epoch: the epoch of the stream it last led (``None`` before it first led).
+    """
+
+    def __init__(
+        self,
+        client: vdgexport.Client,
+        redis_url: str,
+        *,
+        name: str,
+        retention: int = 10_000,
+        lease: float = 10.0,
+        list_interval: float = 1.0,
+    ) -> None:
+        for what, value in (("lease", lease), ("list_interval", list_interval)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{what} must be a positive number of seconds, not {value!r}")
+        if not (isinstance(retention, int) and retention > 0):
+            raise ValueError(f"retention must be a positive number of events, not {retention!r}")
+        self._keys = Keys.of(name)
+        connect(redis_url)  # checks the URL now, not at the first attempt
+        self._client, self._url, self._name = client, redis_url, name
+        self._retention, self._lease, self._interval = retention, lease, list_interval
+        self._token = secrets.token_hex(16)
+        self._known: dict[str, ExportState] = {}
+        self._watching: set[str] = set()
+        self._lost: str | None = None
+        self.leading = False
+        self.reachable: bool | None = None
+        self.epoch: str | None = None
+
+    def __repr__(self) -> str:
+        role = "leading" if self.leading else "standing by"
+        return f"<Publisher {self._name!r} {safe_url(self._url)!r} {role}>"
+
+    async def run(self) -> None:
+        """Campaign for the lease, lead while holding it, stand by otherwise; never returns.
+
+        Redis unreachable: keep trying with backoff (said once per outage in the log).
+        """
+        wait = _BACKOFF[0]
+        while True:
+            redis = connect(self._url)
+            try:
+                with unreachable_as_transient():
+                    async with redis:
+                        await self._campaign(redis)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._unreachable(exc, wait)
+                await anyio.sleep(wait * random.uniform(0.5, 1.0))
+                wait = min(wait * 2, _BACKOFF[1])
+                continue
+
+    def _unreachable(self, exc: BaseException, wait: float) -> None:
+        if self.reachable is not False:
+            logger.warning(
+                "Redis at %s unreachable (%s: %s); retrying with backoff",
+                safe_url(self._url),
+                type(exc).__name__,
+                exc,
+            )
+        self.reachable = False
+
+    def _reached(self) -> None:
+        if self.reachable is False:
+            logger.warning("Redis at %s reachable again", safe_url(self._url))
+        self.reachable = True
+
+    # -- the lease -----------------------------------------------------------------------
+
+    async def _campaign(self, redis: coredis.Redis[str]) -> None:
+        keys, ms = self._keys, int(self._lease * 1000)
+        standing = False
+        while True:
+            began = anyio.current_time()
+            taken = await redis.set(keys.lease, self._token, condition=PureToken.NX, px=ms)
+            self._reached()
+            if taken:
+                standing = False
+                await self._lead(redis, began)
+                continue
+            if not standing:
+                logger.info("standing by: another publisher leads fleet %r", self._name)
+                standing = True
+            left = await redis.pttl(keys.lease)
+            # Try again when the lease lapses, and at least every third of a lease.
+            third = self._lease / 3
+            await anyio.sleep(third if left == -1 else min(max(left, 0) / 1000 + 0.001, third))
+
+    async def _lead(self, redis: coredis.Redis[str], began: float) -> None:
+        self._lost = None
+        with anyio.CancelScope(deadline=began + self._lease) as scope:
+            self.leading = True
+            try:
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(self._renew, redis, scope)
+                    await self._work(redis, tasks, scope)
+            finally:
+                self.leading = False
+                self._watching.clear()
+        reason = self._lost or "its lease ran out before it could renew it"
+        logger.warning("lost the lead of fleet %r: %s", self._name, reason)
+
+    async def _renew(self, redis: coredis.Redis[str], scope: anyio.CancelScope) -> None:
+        script = redis.register_script(RENEW)
+        ms = int(self._lease * 1000)
+        while True:
+            await anyio.sleep(self._lease / 3)
+            began = anyio.current_time()
+            try:
+                renewed: int = await script(keys=[self._keys.lease], args=[self._token, ms])
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                continue  # the deadline steps down if Redis stays away
+            if renewed != 1:
+                self._step_down(scope, "the lease is gone or another publisher holds it")
+                return
+            scope.deadline = began + self._lease
+
+    def _step_down(self, scope: anyio.CancelScope, reason: str) -> None:
+        self._lost = self._lost or reason
+        scope.cancel()
+
+    # -- leading -------------------------------------------------------------------------
+
+    async def _work(
+        self, redis: coredis.Redis[str], tasks: anyio.abc.TaskGroup, scope: anyio.CancelScope
+    ) -> None:
+        if not await self._begin(redis, scope):
+            return
+        logger.info(
+            "leading fleet %r (epoch %s, %d exports known)",
+            self._name,
+            self.epoch,
+            len(self._known),
+        )
+        for export_id, state in list(self._known.items()):
+            if not state.done:
+                self._follow_soon(tasks, redis, scope, export_id, state, state.checkpoint)
+        failing = False
+        while True:
+            try:
+                listed = await self._client.list_exports()
+            except vdgexport.AuthenticationError:
+                raise
+            except vdgexport.VdgError as exc:
+                if not failing:
+                    logger.warning("cannot list the exports (%s); retrying", exc)
+                failing = True
+            else:
+                failing = False
+                self._discover(listed, tasks, redis, scope)
+                await self._prune(redis, scope, {e.export_id for e in listed})
+            await anyio.sleep(self._interval)
+
+    async def _begin(self, redis: coredis.Redis[str], scope: anyio.CancelScope) -> bool:
+        """Read the stored state (or make a new epoch holding ours); ``False``: not leading."""
+        carried: list[Any] = []
+        for export_id, state in self._known.items():
+            carried += [export_id, state.to_json(), state.seq]
+        new_epoch = secrets.token_hex(8)
+        script = redis.register_script(INIT)
+        reply: list[Any] = await script(
+            keys=self._keys.all(), args=[self._token, new_epoch, self._retention, *carried]
+        )
+        if reply[0] == "lost":
+            self._step_down(scope, "another publisher took the lease")
+            return False
+        self.epoch = str(reply[1])
+        if reply[0] == "old":
+            self._known = _stored(reply[2:])
+        return True
+
+    def _discover(
+        self,
+        listed: vdgexport.ExportList,
+        tasks: anyio.abc.TaskGroup,
+        redis: coredis.Redis[str],
+        scope: anyio.CancelScope,
+    ) -> None:
+        for export in listed:
+            export_id = export.export_id
+            if export_id in self._watching:
+                continue
+            state = self._known.get(export_id)
+            if state is None:
+                state = ExportState.fresh()
+            elif state.done:
+                if state.export is not None and state.export.fingerprint == export.fingerprint:
+                    continue  # the same finished export, still listed
+                state = ExportState.fresh(state.seq)  # the id names another
+            resume = state.checkpoint or None
+            self._follow_soon(tasks, redis, scope, export_id, state, resume)
+
+    def _follow_soon(
+        self,
+        tasks: anyio.abc.TaskGroup,
+        redis: coredis.Redis[str],
+        scope: anyio.CancelScope,
+        export_id: str,
+        state: ExportState,
+        resume: dict[str, Any] | None,
+    ) -> None:
+        self._watching.add(export_id)
+        tasks.start_soon(self._follow, redis, scope, export_id, state, resume)
+
+    async def _follow(
+        self,
+        redis: coredis.Redis[str],
+        scope: anyio.CancelScope,
+        export_id: str,
+        state: ExportState,
+        resume: dict[str, Any] | None,
+    ) -> None:
+        script = redis.register_script(WRITE)
+        try:
+            async with self._client.watch(export_id, resume=resume) as watch:
+                async for event in watch:
+                    after = state.after(event, watch.checkpoint())
+                    await self._write(script, scope, export_id, event, after)
+                    state = self._known[export_id] = after
+        except vdgexport.VdgError as exc:
+            logger.warning("the watch of export %r failed (%s); it starts again", export_id, exc)
+        except ValueError as exc:  # a stored checkpoint this version cannot read
+            logger.warning("export %r: %s; watching it afresh", export_id, exc)
+            self._known.pop(export_id, None)
+        finally:
+            self._watching.discard(export_id)
+
+    async def _write(
+        self,
+        script: Any,
+        scope: anyio.CancelScope,
+        export_id: str,
+        event: vdgexport.WatchEvent,
+        after: ExportState,
+    ) -> None:
+        body = json.dumps(vdgexport.event_to_dict(event))
+        args = [self._token, self.epoch, self._retention, export_id, after.seq]
+        args += [after.to_json(), body]
+        wait = 0.01
+        while True:
+            try:
+                reply: object = await script(keys=self._keys.all(), args=args)
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                await anyio.sleep(wait)  # until it works or the lease runs out
+                wait = min(wait * 2, self._lease / 10)
+        if reply in ("lost", "epoch"):
+            what = (
+                "another publisher took the lease" if reply == "lost" else "Redis lost the stream"
+            )
+            self._step_down(scope, what)
+            await anyio.sleep_forever()
+
+    async def _prune(
+        self, redis: coredis.Redis[str], scope: anyio.CancelScope, listed: set[str]
+    ) -> None:
+        gone = [i for i, s in self._known.items() if s.done and i not in listed]
+        if not gone:
+            return
+        script = redis.register_script(PRUNE)
+        if await script(keys=self._keys.all(), args=[self._token, *gone]) == -1:
+            self._step_down(scope, "another publisher took the lease")
+            await anyio.sleep_forever()
+        for export_id in gone:
+            self._known.pop(export_id, None)
+
+
+def _stored(flat: list[Any]) -> dict[str, ExportState]:
+    known: dict[str, ExportState] = {}
+    for export_id, text in zip(flat[::2], flat[1::2], strict=True):
+        try:
+            known[str(export_id)] = ExportState.from_json(str(text))
+        except ValueError as exc:
+            logger.warning("export %r: %s; watching it afresh", export_id, exc)
+    return known
+
+
+async def publish(
+    client: vdgexport.Client,
+    redis_url: str,
+    *,
+    name: str,
+    retention: int = 10_000,
+    lease: float = 10.0,
+    list_interval: float = 1.0,
+) -> None:
+    """Publish every export of ``client``'s server to the fleet ``name`` in Redis; run until
+    cancelled.
+
+    Any number of publishers may run for one fleet: one leads at a time, holding a lease of
+    ``lease`` seconds; the others stand by and take over when it lapses. The leader lists the
+    server's exports every ``list_interval`` seconds, watches each one (the client's poller
+    makes one status request per tick for them all), and appends each event to the fleet's
+    stream (about ``retention`` entries kept) together with the export's current state and
+    watch checkpoint, in one script fenced by the lease. A new leader resumes every watch
+    from its stored checkpoint: subscribers see no event twice and none lost.
+
+    Args:
+        client: an entered `vdgexport.Client` (its pace is the fleet's pace).
+        redis_url: ``redis://[[user]:password@]host[:port][/db]`` (or ``rediss://``).
+        name: the fleet: one per VDG server.
+
+    Example:
+        ```python
+        async with vdgexport.Client("http://vdg.example", auth=("user", "secret")) as client:
+            await vdgexport.fleet.publish(client, "redis://localhost", name="site-a")
+        ```
+    """
+    await Publisher(
+        client, redis_url, name=name, retention=retention, lease=lease, list_interval=list_interval
+    ).run()

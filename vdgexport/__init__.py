@@ -47,6 +47,7 @@ from ._models import (
     ExportStatus,
     ServerInfo,
 )
+from ._sync import SyncClient, SyncWatch
 from ._watch import Watch
 
 __version__ = "0.1.0"
@@ -78,6 +79,8 @@ __all__ = [
     "ProtocolError",
     "ServerInfo",
     "SessionAuth",
+    "SyncClient",
+    "SyncWatch",
     "TerminalEvent",
     "TransportError",
     "VanishReason",

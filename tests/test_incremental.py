@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+
+import anyio
+import anyio.lowlevel
 import pytest
 
 from vdgexport import ApiError, ProtocolError
@@ -123,3 +127,37 @@ def test_namespace_prefixes_of_the_envelope_are_understood() -> None:
     body = listing(export(1)).replace(b"<result ", b'<result xmlns:v="urn:v" ')
     body = body.replace(b"<path>", b"<v:path>").replace(b"</path>", b"</v:path>")
     assert ListParser().parse(body) == parse_export_list(body)
+
+
+async def test_a_large_answer_lets_other_tasks_run_while_it_is_parsed() -> None:
+    """Parsed in steps of about 1 MiB with a checkpoint between them, cold or whole."""
+    many = listing(*(export(n) for n in range(6000)))  # about 3.5 MiB
+    unusual = many.replace(b"<exportid>", b"<!-- c --><exportid>")  # parsed whole
+    for body in (many, unusual):
+        turns = [0]
+
+        async def other_task(turns: list[int], done: anyio.Event) -> None:
+            while not done.is_set():
+                turns[0] += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tasks:
+            done = anyio.Event()
+            tasks.start_soon(other_task, turns, done)
+            await anyio.lowlevel.checkpoint()
+            before = turns[0]
+            result = await ListParser().parse_async(body)
+            during = turns[0] - before
+            done.set()
+        assert result == parse_export_list(body)
+        assert during >= 4, f"the other task ran {during} times during the parse"
+
+
+async def test_an_async_parse_cancelled_midway_leaves_the_parser_as_it_was() -> None:
+    parser = ListParser()
+    first = parser.parse(listing(export(1)))
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await parser.parse_async(listing(*(export(n) for n in range(4000))))
+    assert parser.parse(listing(export(1))) is first
+    assert gc.isenabled()

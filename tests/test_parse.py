@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import socket
 import time
+import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +20,10 @@ from vdgexport import (
     ExportNotFoundError,
     ExportStatus,
     ProtocolError,
+    _parse,
 )
-from vdgexport._parse import parse_export, parse_export_list
+from vdgexport._incremental import ListParser
+from vdgexport._parse import parse_document, parse_export, parse_export_list
 
 from .conftest import HOSTILE_XML
 
@@ -241,3 +246,114 @@ def test_a_timestamp_out_of_range_in_utc_is_unreadable_not_a_crash() -> None:
     [e] = parse_export_list(xml)
     assert e.devices[0].end_time is None
     assert e.devices[0].raw_end_time == "9999-12-31 23:59:59-01:00"
+
+
+# -- encodings (issue 10, items 4 and 9) ---------------------------------------------------
+
+UTF8_SPELLINGS = ["utf-8", "UTF-8", "utf8", "UTF8", "utf_8", "U8", "utf", "cp65001", "utf8_ucs4"]
+
+
+def declared(encoding: str, *, padding: int = 0, text: str = "D:\\é 日本") -> bytes:
+    decl = f'<?xml version="1.0"{" " * padding} encoding="{encoding}"?>'
+    return decl.encode() + body(export().replace("D:\\x", text))[len('<?xml version="1.0"?>') :]
+
+
+@pytest.mark.parametrize("spelling", UTF8_SPELLINGS)
+@pytest.mark.parametrize("parse", [parse_export_list, lambda d: ListParser().parse(d)])
+def test_every_spelling_of_utf8_reads_as_utf8(spelling: str, parse: Any) -> None:
+    [e] = parse(declared(spelling))
+    assert e.path == "D:\\é 日本"
+    assert parse_export(declared(spelling), "7").path == "D:\\é 日本"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "match"),
+    [
+        ("shift_jis", "unsupported encoding"),
+        ("utf-7", "unsupported encoding"),
+        ("euc-jp", "unsupported encoding"),
+        ("idna", "unsupported encoding"),
+        ("no-such-codec", "unknown encoding"),
+        ("utf-16", "unsupported encoding"),
+    ],
+)
+@pytest.mark.parametrize("padding", [0, 300, 100_000])
+def test_a_foreign_encoding_anywhere_in_the_declaration_is_a_protocol_error(
+    encoding: str, match: str, padding: int
+) -> None:
+    """Beyond the first 200 bytes these gave ValueError, LookupError or UnicodeError."""
+    data = declared(encoding, padding=padding, text="D:\\x")
+    for parse in (parse_export_list, ListParser().parse, parse_document):
+        with pytest.raises(ProtocolError, match=match):
+            parse(data)
+    with pytest.raises(ProtocolError, match=match):
+        parse_export(data, "7")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        declared("latin-1", text="D:\\\xe9").replace("é".encode(), b"\xe9"),
+        b"\xef\xbb\xbf" + declared("utf8"),
+        declared("windows-1252", text="D:\\x").replace(b"D:\\x", b"D:\\\x80"),
+    ],
+    ids=["latin-1", "bom-utf8", "cp1252"],
+)
+def test_ascii_compatible_encodings_are_read_as_declared(data: bytes) -> None:
+    assert parse_export_list(data)[0].path == parse_document(data).findtext(".//path")
+    assert parse_export_list(data)[0].path in {"D:\\é", "D:\\é 日本", "D:\\€"}
+
+
+def test_a_utf8_byte_order_mark_with_another_declared_encoding_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="byte order mark"):
+        parse_export_list(b"\xef\xbb\xbf" + declared("latin-1", text="D:\\x"))
+
+
+# -- defusedxml for the small answers ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<!DOCTYPE r [<!ENTITY a "b">]><result errorcode="0">&a;</result>',
+        b'<!DOCTYPE result SYSTEM "http://127.0.0.1:9/x.dtd"><result errorcode="0"/>',
+        b"<!DOCTYPE result><result/>",
+    ],
+)
+def test_small_answers_are_refused_by_defusedxml_itself(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the byte check switched off, defusedxml (forbid_dtd) still refuses a DTD."""
+    monkeypatch.setattr(_parse, "refuse_unsafe", lambda data: "utf-8")
+    with pytest.raises(ProtocolError, match="unsafe") as info:
+        parse_document(data)
+    assert info.value.unsafe
+    with pytest.raises(ProtocolError, match="unsafe"):
+        parse_export(data, "1")
+
+
+# -- caches (issue 10, item 5) -------------------------------------------------------------
+
+
+def test_long_texts_do_not_stay_in_the_caches_after_their_answers() -> None:
+    """150 answers with a unique 4 MiB text each left 682 MiB behind; now nothing stays."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(12):
+            long = f"{n:04d}" * (256 * 1024)  # 1 MiB, unique per answer
+            dev = device().replace("{S-1}", long).replace("2024-01-19 10:00:00.250", long)
+            parse_export_list(body(export(devices=dev)))
+            ListParser().parse(body(export(devices=dev)))
+        del long, dev
+        gc.collect()
+        left = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert left < 2 * 1024 * 1024, f"{left:,} bytes stayed after the answers were dropped"
+
+
+def test_short_texts_are_still_shared_between_answers() -> None:
+    one, two = parse_export_list(body(export())), parse_export_list(body(export()))
+    assert one[0].devices[0].server_id is two[0].devices[0].server_id
+    assert one[0].devices[0].raw_start_time is two[0].devices[0].raw_start_time

@@ -213,7 +213,7 @@ class Client:
     async def _fetch_list(self) -> ExportList:
         """One whole-list request; unchanged exports come back as the very same objects."""
         body = await self._command(_STATUS)
-        return self._lists.parse(body)
+        return await self._lists.parse_async(body)
 
     async def _fetch_one(self, export_id: str) -> Export:
         return parse_export(await self._command(_STATUS, exportid=export_id), export_id)

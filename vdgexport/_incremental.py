@@ -1,9 +1,10 @@
-"""Whole-list parsing whose work follows what changed, not what exists.
+"""Whole-list parsing whose work follows what changed, and that never blocks the loop long.
 
 A server may list thousands of exports of which a few move between two polls. `ListParser`
 splits a plainly written list into the bytes of each ``<export>``, and builds models only for
 the exports whose bytes it has not seen in the previous answer; the others are the previous
-answer's very objects, so the poller need not diff them either.
+answer's very objects, so the poller need not diff them either. New exports written the plain
+way are read by `_template` without a tree; the others are parsed by expat together.
 
 Nothing is trusted for that: the body is refused if unsafe (the same check as
 `parse_export_list`), the envelope before the first ``<export>`` and every new export are
@@ -11,25 +12,35 @@ parsed by the C parser, and the answer is parsed whole, the ordinary way, whenev
 is not certain (comments, CDATA, processing instructions, an encoding other than UTF-8, namespace
 prefixes in the envelope, tags in another case, attributes on ``<export>``, anything
 between two exports but XML white space).
+
+The work is a generator of steps of at most about a mebibyte each: `ListParser.parse` runs
+them in one go, `ListParser.parse_async` yields to the event loop between them, so that a
+16 MiB answer never holds the loop for long (a worker thread would not help: the parser
+holds the GIL).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
 from hashlib import blake2b
-from xml.etree.ElementTree import ParseError, fromstring
+from xml.etree.ElementTree import ParseError, XMLParser, fromstring
 
+import anyio.lowlevel
+
+from ._build import export_elements, export_from, exports_from
 from ._exceptions import ProtocolError
 from ._models import Export, ExportList
 from ._parse import (
     check_envelope,
+    check_root,
     collector_paused,
-    export_from,
-    exports_from,
-    parse_export_list,
+    malformed,
     parse_tree,
+    refuse_empty,
     refuse_unsafe,
 )
+from ._template import export_from_bytes, plain_body
 
 __all__ = ["ListParser"]
 
@@ -47,11 +58,14 @@ _HEAD = re.compile(
     + _WS
     + rb"\Z"
 )
-_TAIL = re.compile(
-    _WS + rb"</exports" + _WS + rb">" + _WS + rb"</result" + _WS + rb">" + _WS + rb"\Z"
-)
+# Matched from where ``</exports`` is (one ``rfind``), never searched for: a search tries
+# every start in a run of white space and costs its length at each (quadratic).
+_TAIL = re.compile(rb"</exports" + _WS + rb">" + _WS + rb"</result" + _WS + rb">" + _WS)
 _XML_WS = b" \t\r\n"
+_SLICE = 1 << 20  # bytes of body per step
+_BATCH = 1000  # exports per step
 _Digest = bytes
+_Steps = Generator[None, None, ExportList]
 
 
 class ListParser:
@@ -76,25 +90,55 @@ class ListParser:
 
     def parse(self, data: bytes) -> ExportList:
         """Parse a whole-list answer, reusing the models of unchanged exports."""
-        refuse_unsafe(data)
+        steps = self._steps(data)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: ExportList = done.value
+                return result
+
+    async def parse_async(self, data: bytes) -> ExportList:
+        """`parse`, yielding to the event loop between steps of about 1 MiB each."""
+        steps = self._steps(data)
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    result: ExportList = done.value
+                    return result
+                await anyio.lowlevel.checkpoint()
+        finally:
+            steps.close()
+
+    def _steps(self, data: bytes) -> _Steps:
+        encoding = refuse_unsafe(data)
+        big = len(data) > _SLICE
+        if big:
+            yield
         split = _split(data)
         if split is None:
-            self._cache, self._head = {}, b""
-            self._last = parse_export_list(data)
-            return self._last
+            result = yield from _whole(data, encoding)
+            self._cache, self._head, self._last = {}, b"", result
+            return result
         head, parts = split
-        digests = [blake2b(p, digest_size=16).digest() for p in parts]
+        if big:
+            yield
+        digests = yield from _digests(parts)
         cache = self._cache
         missing = {d: p for d, p in zip(digests, parts, strict=True) if d not in cache}
+        del parts
         last = self._last
         if not missing and last is not None and self._unchanged(head, digests, last):
             return last
         count = _envelope(head) if head != self._head or last is None else last.count
-        fresh = dict(zip(missing, _build(list(missing.values())), strict=True))
+        built = yield from _build(list(missing.values()), plain_body(data))
+        fresh = dict(zip(missing, built, strict=True))
         exports = tuple(cache.get(d) or fresh[d] for d in digests)
-        self._cache = dict(zip(digests, exports, strict=True))
-        self._head, self._last = head, ExportList(exports, count)
-        return self._last
+        result = ExportList(exports, count)
+        self._cache, self._head, self._last = dict(zip(digests, exports, strict=True)), head, result
+        return result
 
     def _unchanged(self, head: bytes, digests: list[_Digest], last: ExportList) -> bool:
         if head != self._head or len(last) != len(digests):
@@ -104,7 +148,10 @@ class ListParser:
 
 
 def _split(data: bytes) -> tuple[bytes, list[bytes]] | None:
-    """``(envelope head, [bytes of each export])``, or ``None`` when not certain."""
+    """``(envelope head, [bytes of each export])``, or ``None`` when not certain.
+
+    Each export's bytes are what follows ``<export>``, up to and including ``</export>``.
+    """
     if b"<!" in data or b"<?" in data[5:]:
         return None
     pieces = data.split(_OPEN)
@@ -112,17 +159,30 @@ def _split(data: bytes) -> tuple[bytes, list[bytes]] | None:
     if len(pieces) < 2 or _HEAD.match(head) is None:
         return None
     last = pieces[-1]
-    tail = _TAIL.search(last)
-    if tail is None:
+    tail = last.rfind(b"</exports")
+    if tail < 0 or _TAIL.fullmatch(last, tail) is None:
         return None
-    pieces[-1] = last[: tail.start()]
+    pieces[-1] = last[:tail]
     parts = pieces[1:]
     for i, part in enumerate(parts):
-        end = part.find(_CLOSE)
-        if end < 0 or part[end + len(_CLOSE) :].strip(_XML_WS) or part.count(_CLOSE) != 1:
+        inner, close, rest = part.partition(_CLOSE)
+        if not close or (rest and rest.strip(_XML_WS)):
             return None
-        parts[i] = part[: end + len(_CLOSE)]
+        if rest:
+            parts[i] = inner + close
     return head, parts
+
+
+def _digests(parts: list[bytes]) -> Generator[None, None, list[_Digest]]:
+    digests: list[_Digest] = []
+    size = 0
+    for part in parts:
+        digests.append(blake2b(part, digest_size=16).digest())
+        size += len(part)
+        if size > 4 * _SLICE:
+            size = 0
+            yield
+    return digests
 
 
 def _envelope(head: bytes) -> int | None:
@@ -131,15 +191,51 @@ def _envelope(head: bytes) -> int | None:
     return exports_from(root).count
 
 
-def _build(parts: list[bytes]) -> list[Export]:
-    """Models of new exports, parsed together in one call of the C parser."""
-    if not parts:
-        return []
-    with collector_paused():
-        try:
-            batch = fromstring(b"<x>" + b"".join(_OPEN + p for p in parts) + b"</x>")
-        except ParseError as exc:
-            raise ProtocolError(f"malformed XML: {exc}") from None
-        if len(batch) != len(parts) or any(e.tag != "export" for e in batch):
-            raise ProtocolError("malformed XML: an export element is not closed where expected")
-        return [export_from(e) for e in batch]
+def _build(parts: list[bytes], plain: bool) -> Generator[None, None, list[Export]]:
+    """Models of new exports, in steps: the plain ones by `_template`, the rest by expat."""
+    built: list[Export] = []
+    for start in range(0, len(parts), _BATCH):
+        batch = parts[start : start + _BATCH]
+        with collector_paused():
+            plainly = [export_from_bytes(p) for p in batch] if plain else [None] * len(batch)
+            others = [p for p, m in zip(batch, plainly, strict=True) if m is None]
+            parsed = iter(_parse_parts(others) if others else ())
+            built.extend([next(parsed) if m is None else m for m in plainly])
+        if len(parts) > _BATCH:
+            yield
+    return built
+
+
+def _parse_parts(parts: list[bytes]) -> list[Export]:
+    """Models of exports parsed together in one call of the C parser."""
+    try:
+        batch = fromstring(b"<x>" + b"".join(_OPEN + p for p in parts) + b"</x>")
+    except ParseError as exc:
+        raise ProtocolError(f"malformed XML: {exc}") from None
+    if len(batch) != len(parts) or any(e.tag != "export" for e in batch):
+        raise ProtocolError("malformed XML: an export element is not closed where expected")
+    return [export_from(e) for e in batch]
+
+
+def _whole(data: bytes, encoding: str) -> _Steps:
+    """The answer parsed whole (not split): fed to expat in slices, models in batches."""
+    refuse_empty(data)
+    parser = XMLParser(encoding=encoding)
+    try:
+        for start in range(0, len(data), _SLICE):
+            with collector_paused():
+                parser.feed(data[start : start + _SLICE])
+            if len(data) > _SLICE:
+                yield
+        root = check_root(parser.close())
+    except ParseError as exc:
+        raise malformed(data, exc) from None
+    check_envelope(root)
+    elements, count = export_elements(root)
+    exports: list[Export] = []
+    for start in range(0, len(elements), _BATCH):
+        with collector_paused():
+            exports.extend([export_from(e) for e in elements[start : start + _BATCH]])
+        if len(elements) > _BATCH:
+            yield
+    return ExportList(tuple(exports), count)

@@ -1,102 +1,175 @@
-"""Response bytes to typed models, safely and at the speed of the C parser.
+"""Response bytes to typed models, safely.
 
 Safety comes first and costs nothing per element: before any tree is built the body is
 checked for what makes XML dangerous — a document type declaration (which is where entity
 declarations, billion laughs, quadratic blow-up and external entities live) and any
 encoding in which such a check could be hidden. A document without a DTD cannot declare
-entities, and the standard library's C parser then refuses any entity it does not know.
-These are the same protections `defusedxml` applies (no DTD, no entity expansion, no
-external references), but checked with one byte search instead of Python callbacks on the
-pure-Python parser, so the tree is built by expat and the C ``TreeBuilder`` alone.
+entities, and expat then refuses any entity it does not know.
+
+Small answers (one export, login, exportVideo, /info) are then parsed by `defusedxml`
+itself (``forbid_dtd=True``): `parse_document`. Only the whole list, where speed matters,
+is built by expat and the C ``TreeBuilder`` alone (`parse_tree`, and `_incremental`), and a
+differential test (tests/test_differential.py) holds that path to defusedxml's verdict.
+
+The encoding is read from the byte order mark and the whole XML declaration, and handed to
+expat explicitly: every spelling of UTF-8 that Python knows (``utf8``, ``UTF_8``, ``u8``)
+is read as UTF-8, and any encoding other than UTF-8, ASCII, ISO-8859-1 or windows-1252 is
+a `ProtocolError` before expat sees a byte.
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
-import math
 import re
 from codecs import BOM_UTF8
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
-from datetime import datetime, timezone
-from typing import Any
-from xml.etree.ElementTree import Element, ParseError, fromstring
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLParser
 
+from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
+from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]
+
+from ._build import exports_from, int_or_none, local, read_timestamp
 from ._exceptions import ProtocolError, api_error
-from ._models import _STATUS_BY_TEXT, DeviceExport, Export, ExportList, ExportStatus
+from ._models import Export, ExportList
 
 __all__ = [
     "check_envelope",
+    "check_root",
     "collector_paused",
-    "export_from",
     "exports_from",
     "local",
+    "malformed",
     "parse_document",
     "parse_export",
     "parse_export_list",
     "parse_tree",
     "read_timestamp",
+    "refuse_empty",
     "refuse_unsafe",
 ]
 
-_UTC = timezone.utc
-_DECLARATION = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
-_SAFE_ENCODINGS = frozenset(
-    {
-        "utf-8",
-        "utf8",
-        "us-ascii",
-        "ascii",
-        "iso-8859-1",
-        "latin-1",
-        "latin1",
-        "windows-1252",
-        "cp1252",
-    }
-)
-_HTML = re.compile(rb"^\s*(?:<!doctype\s+html|<html)", re.IGNORECASE)
+# Inside the declaration (linear: each try at a position fails within a few bytes, and
+# matches of "encoding" do not overlap).
+_ENCODING = re.compile(rb"[ \t\r\n]encoding[ \t\r\n]*=[ \t\r\n]*(?:\"([^\"]*)\"|'([^']*)')")
+_ENCODING_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")  # XML's EncName
+# Python's canonical codec name -> the name handed to expat.
+_EXPAT_ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf-8-sig": "utf-8",
+    "ascii": "us-ascii",
+    "iso8859-1": "iso-8859-1",
+    "latin-1": "iso-8859-1",
+    "cp1252": "windows-1252",
+}
+_HTML = re.compile(rb"[ \t\r\n]*(?:<!doctype[ \t\r\n]+html|<html)", re.IGNORECASE)
+_UNSAFE = "unsafe XML refused: a document type declaration (DTD) or an entity"
 
 
-def refuse_unsafe(data: bytes) -> None:
-    """Raise `ProtocolError` unless ``data`` is XML that cannot declare entities."""
+def refuse_unsafe(data: bytes) -> str:
+    """Raise `ProtocolError` unless ``data`` is XML that cannot declare entities.
+
+    Returns the encoding to hand to expat (``"utf-8"`` unless the document says otherwise).
+    """
     if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f")) or b"\x00" in data[:4]:
         raise ProtocolError("unsupported encoding: only UTF-8 and ASCII-compatible XML")
-    head = data[:200]
-    declared = _DECLARATION.search(head)
-    if declared is not None and declared.group(1).lower().decode() not in _SAFE_ENCODINGS:
-        raise ProtocolError(f"unsupported encoding {declared.group(1).decode()!r}")
+    encoding = document_encoding(data)
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        if _HTML.match(data.removeprefix(BOM_UTF8)) and b"<!ENTITY" not in data:
+        if b"<!ENTITY" not in data and _is_html(data):
             raise ProtocolError("an HTML page, not XML (a proxy's error page?)")
-        raise ProtocolError(
-            "unsafe XML refused: a document type declaration (DTD) or an entity", unsafe=True
-        )
+        raise ProtocolError(_UNSAFE, unsafe=True)
+    return encoding
+
+
+def document_encoding(data: bytes) -> str:
+    """The encoding of ``data`` by its UTF-8 byte order mark and its XML declaration.
+
+    Raises:
+        ProtocolError: a name Python does not know, or an encoding other than UTF-8,
+            ASCII, ISO-8859-1 or windows-1252 (in which the byte check could be hidden).
+    """
+    bom = data.startswith(BOM_UTF8)
+    start = 3 if bom else 0
+    if not data.startswith(b"<?xml", start):
+        return "utf-8"
+    end = data.find(b"?>", start)
+    found = _ENCODING.search(data, start, len(data) if end < 0 else end)
+    if found is None:
+        return "utf-8"
+    name = (found.group(1) or found.group(2) or b"").decode("latin-1")
+    shown = repr(name[:40])
+    if _ENCODING_NAME.fullmatch(name) is None:
+        raise ProtocolError(f"malformed XML: an encoding name {shown}")
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        raise ProtocolError(f"unknown encoding {shown}") from None
+    expat = _EXPAT_ENCODINGS.get(canonical)
+    if expat is None:
+        raise ProtocolError(f"unsupported encoding {shown}: only UTF-8 and ASCII-compatible XML")
+    if bom and expat != "utf-8":
+        raise ProtocolError(f"a UTF-8 byte order mark, but the declaration says {shown}")
+    return expat
 
 
 def parse_document(data: bytes) -> Element:
-    """The root element of a safe, well-formed body, whatever its tag.
+    """The root element of a safe, well-formed body, whatever its tag, by `defusedxml`.
 
     Raises:
         ProtocolError: empty, unsafe (DTD, entities, foreign encoding), HTML or malformed.
     """
-    if not data.strip():
-        raise ProtocolError("empty body")
-    refuse_unsafe(data)
+    refuse_empty(data)
+    parser = DefusedXMLParser(target=TreeBuilder(), encoding=refuse_unsafe(data), forbid_dtd=True)
     try:
-        return fromstring(data)
+        parser.feed(data)
+        root: Element = parser.close()
+    except DefusedXmlException:
+        raise ProtocolError(_UNSAFE, unsafe=True) from None
     except ParseError as exc:
-        if _HTML.match(data.removeprefix(BOM_UTF8)):
-            raise ProtocolError("an HTML page, not XML (a proxy's error page?)") from None
-        raise ProtocolError(f"malformed XML: {exc}") from None
+        raise malformed(data, exc) from None
+    except (ValueError, LookupError) as exc:  # pragma: no cover - the encoding is checked
+        raise ProtocolError(f"unreadable XML: {exc}") from None
+    return root
 
 
 def parse_tree(data: bytes) -> Element:
-    """Parse ``data`` into the ``<result>`` element, refusing anything unsafe or foreign."""
-    root = parse_document(data)
+    """The ``<result>`` element of a whole-list body, by expat and the C tree builder.
+
+    Refuses what `parse_document` refuses; the differential test holds it to that.
+    """
+    refuse_empty(data)
+    parser = XMLParser(encoding=refuse_unsafe(data))
+    try:
+        parser.feed(data)
+        root = parser.close()
+    except ParseError as exc:
+        raise malformed(data, exc) from None
+    return check_root(root)
+
+
+def refuse_empty(data: bytes) -> None:
+    """`ProtocolError` for a body that is empty or white space only."""
+    if not data or data.isspace():
+        raise ProtocolError("empty body")
+
+
+def _is_html(data: bytes) -> bool:
+    return _HTML.match(data, 3 if data.startswith(BOM_UTF8) else 0) is not None
+
+
+def malformed(data: bytes, exc: ParseError) -> ProtocolError:
+    """The `ProtocolError` for a body expat refused: an HTML page, or malformed XML."""
+    if _is_html(data):
+        return ProtocolError("an HTML page, not XML (a proxy's error page?)")
+    return ProtocolError(f"malformed XML: {exc}")
+
+
+def check_root(root: Element) -> Element:
+    """``root`` if it is ``<result>``; `ProtocolError` naming what it is otherwise."""
     tag = local(root.tag)
     if tag != "result":
-        what = "an HTML page" if tag == "html" else f"root element <{tag}>"
+        what = "an HTML page" if tag == "html" else f"root element <{tag[:40]}>"
         raise ProtocolError(f"expected <result>, got {what}")
     return root
 
@@ -108,17 +181,17 @@ def check_envelope(root: Element) -> None:
         raw = next((v for k, v in root.attrib.items() if k.lower() == "errorcode"), None)
     if raw is None:
         return
-    try:
-        code = int(raw.strip())
-    except ValueError:
-        raise ProtocolError(f"errorcode is not a number: {raw[:40]!r}") from None
+    code = int_or_none(raw)
+    if code is None:
+        raise ProtocolError(f"errorcode is not a number: {raw[:40]!r}")
     if code < 0:
-        description = _text(_child(root, "description")) or ""
-        raise api_error(code, description)
+        description = next((c for c in root if local(c.tag) == "description"), None)
+        text = "" if description is None else (description.text or "").strip()
+        raise api_error(code, text)
 
 
 def parse_export_list(data: bytes) -> ExportList:
-    """Parse a whole-list answer into an `ExportList`.
+    """Parse a whole-list answer into an `ExportList`, in one go.
 
     Raises:
         ProtocolError: the body is not safe, well-formed ``<result>`` XML.
@@ -154,262 +227,16 @@ def collector_paused() -> Iterator[None]:
 
 
 def parse_export(data: bytes, export_id: str) -> Export:
-    """Parse a per-id answer into the `Export` named ``export_id``.
+    """Parse a per-id answer (by `defusedxml`) into the `Export` named ``export_id``.
 
     An answer that lists no such export raises `ExportNotFoundError`, like -57.
     """
-    found = parse_export_list(data)
+    root = check_root(parse_document(data))
+    check_envelope(root)
+    found = exports_from(root)
     export = found.get(export_id)
     if export is None:
         if len(found) == 1 and found.count == 1 and not found[0].export_id:
             return found[0]
         raise api_error(-57, f"export {export_id!r} is not in the answer")
     return export
-
-
-def exports_from(root: Element) -> ExportList:
-    """The `ExportList` under a ``<result>`` element."""
-    container = _child(root, "exports")
-    if container is None:
-        return ExportList((), None)
-    count = _int_or_none(container.get("count"))
-    return ExportList(tuple([export_from(e) for e in _children(container, "export")]), count)
-
-
-def export_from(elem: Element) -> Export:
-    """One `Export` from its ``<export>`` element (unknown children are ignored)."""
-    export_id = path = raw_status = ""
-    bandwidth: float | None = None
-    devices: tuple[DeviceExport, ...] = ()
-    for child in elem:
-        tag = child.tag if child.tag in _EXPORT_TAGS else local(child.tag)
-        if tag == "devices":
-            devices = tuple(
-                [device_from(d) for d in child if d.tag == "device" or local(d.tag) == "device"]
-            )
-        elif tag == "exportid":
-            export_id = (child.text or "").strip()
-        elif tag == "path":
-            path = (child.text or "").strip()
-        elif tag == "status":
-            raw_status = child.text or ""
-        elif tag == "bandwidth":
-            bandwidth = _number(child.text)
-    status = _STATUS_BY_TEXT.get(raw_status) or ExportStatus.parse(raw_status)
-    return _new_export(
-        export_id, path, status, bandwidth, devices, _STRINGS.get(raw_status, raw_status)
-    )
-
-
-_EXPORT_TAGS = frozenset({"exportid", "path", "status", "bandwidth", "devices"})
-_DEVICE_SLOTS = {
-    tag: slot
-    for slot, tag in enumerate(
-        ("serverid", "deviceid", "starttime", "endtime", "progress", "status")
-    )
-}
-
-
-def device_from(elem: Element) -> DeviceExport:
-    """One `DeviceExport` from its ``<device>`` element (unknown children are ignored)."""
-    texts: list[str | None] = [None] * 6
-    slot_of = _DEVICE_SLOTS.get
-    for child in elem:
-        slot = slot_of(child.tag)
-        if slot is None:
-            slot = slot_of(local(child.tag))
-            if slot is None:
-                continue
-        texts[slot] = child.text
-    raw_server, raw_device, raw_start, raw_end, raw_progress, raw_status = texts
-    server_id = raw_server.strip() if raw_server else ""
-    device_id = raw_device.strip() if raw_device else ""
-    start = raw_start.strip() if raw_start else ""
-    end = raw_end.strip() if raw_end else ""
-    raw_status = raw_status or ""
-    try:
-        progress: float | None = float(raw_progress)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        progress = _number(raw_progress)
-    if progress is None or not 0.0 <= progress <= 100.0:
-        progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
-    status = _STATUS_BY_TEXT.get(raw_status) or ExportStatus.parse(raw_status)
-    start, start_time = _timestamp(start)
-    end, end_time = _timestamp(end)
-    return _new_device(
-        _intern(server_id),
-        device_id,
-        start_time,
-        end_time,
-        progress,
-        status,
-        _STRINGS.get(raw_status, raw_status),
-        start,
-        end,
-    )
-
-
-# The generated ``__init__`` of a frozen dataclass pays a global lookup and a call of
-# ``object.__setattr__`` per field. The parser builds tens of thousands of models per
-# answer, so it sets the slots through their descriptors instead: the same objects, equal
-# to what ``__init__`` makes (tests/test_parse.py checks), about twice as fast.
-_D = [getattr(DeviceExport, f.name).__set__ for f in fields(DeviceExport)]
-_E = [getattr(Export, f.name).__set__ for f in fields(Export)]
-
-
-def _new_device(
-    a: str,
-    b: str,
-    c: datetime | None,
-    d: datetime | None,
-    e: float,
-    f: ExportStatus,
-    g: str,
-    h: str,
-    i: str,
-    _new: Any = object.__new__,
-    _cls: type = DeviceExport,
-    _a: Any = _D[0],
-    _b: Any = _D[1],
-    _c: Any = _D[2],
-    _d: Any = _D[3],
-    _e: Any = _D[4],
-    _f: Any = _D[5],
-    _g: Any = _D[6],
-    _h: Any = _D[7],
-    _i: Any = _D[8],
-) -> DeviceExport:
-    obj = _new(_cls)
-    _a(obj, a)
-    _b(obj, b)
-    _c(obj, c)
-    _d(obj, d)
-    _e(obj, e)
-    _f(obj, f)
-    _g(obj, g)
-    _h(obj, h)
-    _i(obj, i)
-    return obj  # type: ignore[no-any-return]
-
-
-def _new_export(
-    a: str,
-    b: str,
-    c: ExportStatus,
-    d: float | None,
-    e: tuple[DeviceExport, ...],
-    f: str,
-    _new: Any = object.__new__,
-    _cls: type = Export,
-    _a: Any = _E[0],
-    _b: Any = _E[1],
-    _c: Any = _E[2],
-    _d: Any = _E[3],
-    _e: Any = _E[4],
-    _f: Any = _E[5],
-) -> Export:
-    obj = _new(_cls)
-    _a(obj, a)
-    _b(obj, b)
-    _c(obj, c)
-    _d(obj, d)
-    _e(obj, e)
-    _f(obj, f)
-    return obj  # type: ignore[no-any-return]
-
-
-def local(tag: str) -> str:
-    """A tag without namespace, lower-cased: tags are matched case-insensitively."""
-    return tag.rpartition("}")[2].lower()
-
-
-def _children(elem: Element, tag: str) -> Iterable[Element]:
-    return (c for c in elem if c.tag == tag or local(c.tag) == tag)
-
-
-def _child(elem: Element, tag: str) -> Element | None:
-    return next(iter(_children(elem, tag)), None)
-
-
-def _text(elem: Element | None) -> str | None:
-    return None if elem is None else (elem.text or "").strip()
-
-
-def _int_or_none(text: str | None) -> int | None:
-    try:
-        return None if text is None else int(text.strip())
-    except ValueError:
-        return None
-
-
-def _number(text: str | None) -> float | None:
-    """``45``, ``45.5``, ``45%`` or `` 45 % `` as a float; ``None`` if absent or unreadable."""
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        try:
-            return float(text.strip().removesuffix("%").strip().replace(",", "."))
-        except ValueError:
-            return None
-
-
-# Texts that recur across exports and polls (timestamps, server UIDs) are kept once: the
-# models of thousands of watched exports then share them (memory per watch), and a
-# timestamp is converted once, not at every poll. Both caches are bounded.
-_TIMESTAMPS: dict[str, tuple[str, datetime | None]] = {}
-_STRINGS: dict[str, str] = {s.value: s.value for s in ExportStatus}
-_CACHE_LIMIT = 8192  # entries: about 2 MB at most
-
-
-def _intern(text: str) -> str:
-    found = _STRINGS.get(text)
-    if found is None:
-        if len(_STRINGS) >= _CACHE_LIMIT:
-            _STRINGS.clear()
-            _STRINGS.update((s.value, s.value) for s in ExportStatus)
-        found = _STRINGS[text] = text
-    return found
-
-
-def read_timestamp(text: str) -> datetime | None:
-    """A VDG Sense timestamp (UTC unless it says otherwise) as aware UTC; ``None`` if
-    unreadable."""
-    return _timestamp(text.strip())[1]
-
-
-def _timestamp(text: str) -> tuple[str, datetime | None]:
-    """``yyyy-mm-dd hh:nn:ss[.zzz]`` (UTC): ``(the text, an aware datetime or None)``."""
-    try:
-        return _TIMESTAMPS[text]
-    except KeyError:
-        pass
-    value: datetime | None
-    try:  # the documented form, read as UTC in one call (the offset gives timezone.utc)
-        value = datetime.fromisoformat(text + "+00:00")
-    except ValueError:
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            value = _timestamp_slow(text)
-        if value is not None:
-            try:
-                value = (
-                    value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-                )
-            except (OverflowError, ValueError):  # e.g. 9999-12-31 23:59:59-01:00
-                value = None
-    if len(_TIMESTAMPS) >= _CACHE_LIMIT:
-        _TIMESTAMPS.clear()
-    found = _TIMESTAMPS[text] = (text, value)
-    return found
-
-
-def _timestamp_slow(text: str) -> datetime | None:
-    for pattern in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f"):
-        try:
-            return datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-    return None

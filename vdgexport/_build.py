@@ -1,0 +1,308 @@
+"""Typed models from parsed XML: elements (or their texts) to `Export` and `DeviceExport`.
+
+Tolerant of what the server may do (children in any order, unknown children, tags in any
+case or namespace, ``45%`` progress), and fast: tens of thousands of models per answer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import fields
+from datetime import datetime, timezone
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from ._models import _STATUS_BY_TEXT, DeviceExport, Export, ExportList, ExportStatus
+
+__all__ = [
+    "device_from",
+    "device_from_texts",
+    "export_elements",
+    "export_from",
+    "export_from_texts",
+    "exports_from",
+    "int_or_none",
+    "local",
+    "read_timestamp",
+]
+
+_UTC = timezone.utc
+_EXPORT_TAGS = frozenset({"exportid", "path", "status", "bandwidth", "devices"})
+_DEVICE_ORDER = ("serverid", "deviceid", "starttime", "endtime", "progress", "status")
+_DEVICE_SLOTS = {tag: slot for slot, tag in enumerate(_DEVICE_ORDER)}
+
+
+def local(tag: str) -> str:
+    """A tag without namespace, lower-cased: tags are matched case-insensitively."""
+    return tag.rpartition("}")[2].lower()
+
+
+def exports_from(root: Element) -> ExportList:
+    """The `ExportList` under a ``<result>`` element."""
+    elements, count = export_elements(root)
+    return ExportList(tuple([export_from(e) for e in elements]), count)
+
+
+def export_elements(root: Element) -> tuple[list[Element], int | None]:
+    """The ``<export>`` elements under a ``<result>`` element, and the ``count`` beside."""
+    container = next(iter(_children(root, "exports")), None)
+    if container is None:
+        return [], None
+    return list(_children(container, "export")), int_or_none(container.get("count"))
+
+
+def export_from(elem: Element) -> Export:
+    """One `Export` from its ``<export>`` element (unknown children are ignored)."""
+    export_id = path = raw_status = raw_bandwidth = None
+    devices: tuple[DeviceExport, ...] = ()
+    for child in elem:
+        tag = child.tag if child.tag in _EXPORT_TAGS else local(child.tag)
+        if tag == "devices":
+            devices = tuple(
+                [device_from(d) for d in child if d.tag == "device" or local(d.tag) == "device"]
+            )
+        elif tag == "exportid":
+            export_id = child.text
+        elif tag == "path":
+            path = child.text
+        elif tag == "status":
+            raw_status = child.text
+        elif tag == "bandwidth":
+            raw_bandwidth = child.text
+    return export_from_texts(export_id, path, raw_status, raw_bandwidth, devices)
+
+
+def export_from_texts(
+    export_id: str | None,
+    path: str | None,
+    raw_status: str | None,
+    bandwidth: str | None,
+    devices: tuple[DeviceExport, ...],
+) -> Export:
+    """One `Export` from the texts of its children (``None``: absent or empty)."""
+    raw_status = raw_status or ""
+    status = _STATUS_BY_TEXT.get(raw_status) or ExportStatus.parse(raw_status)
+    return _new_export(
+        export_id.strip() if export_id else "",
+        path.strip() if path else "",
+        status,
+        _number(bandwidth),
+        devices,
+        _STRINGS.get(raw_status, raw_status),
+    )
+
+
+def device_from(elem: Element) -> DeviceExport:
+    """One `DeviceExport` from its ``<device>`` element (unknown children are ignored)."""
+    if len(elem) == 6:  # the documented children in the documented order: no lookups
+        a, b, c, d, e, f = elem
+        if (a.tag, b.tag, c.tag, d.tag, e.tag, f.tag) == _DEVICE_ORDER:
+            return device_from_texts(a.text, b.text, c.text, d.text, e.text, f.text)
+    texts: list[str | None] = [None] * 6
+    slot_of = _DEVICE_SLOTS.get
+    for child in elem:
+        slot = slot_of(child.tag)
+        if slot is None:
+            slot = slot_of(local(child.tag))
+            if slot is None:
+                continue
+        texts[slot] = child.text
+    return device_from_texts(*texts)
+
+
+def device_from_texts(
+    raw_server: str | None,
+    raw_device: str | None,
+    raw_start: str | None,
+    raw_end: str | None,
+    raw_progress: str | None,
+    raw_status: str | None,
+) -> DeviceExport:
+    """One `DeviceExport` from the texts of its six children (``None``: absent or empty)."""
+    raw_status = raw_status or ""
+    try:
+        progress: float | None = float(raw_progress)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        progress = _number(raw_progress)
+    if progress is None or not 0.0 <= progress <= 100.0:
+        progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
+    start = raw_start.strip() if raw_start else ""
+    start, start_time = _TIMESTAMPS.get(start) or _timestamp(start)
+    end = raw_end.strip() if raw_end else ""
+    end, end_time = _TIMESTAMPS.get(end) or _timestamp(end)
+    server = raw_server.strip() if raw_server else ""
+    return _new_device(
+        _STRINGS.get(server) or _intern(server),
+        raw_device.strip() if raw_device else "",
+        start_time,
+        end_time,
+        progress,
+        _STATUS_BY_TEXT.get(raw_status) or ExportStatus.parse(raw_status),
+        _STRINGS.get(raw_status, raw_status),
+        start,
+        end,
+    )
+
+
+# The generated ``__init__`` of a frozen dataclass pays a global lookup and a call of
+# ``object.__setattr__`` per field. The parser builds tens of thousands of models per
+# answer, so it sets the slots through their descriptors instead: the same objects, equal
+# to what ``__init__`` makes (tests/test_parse.py checks), about twice as fast.
+_D = [getattr(DeviceExport, f.name).__set__ for f in fields(DeviceExport)]
+_E = [getattr(Export, f.name).__set__ for f in fields(Export)]
+
+
+def _new_device(
+    a: str,
+    b: str,
+    c: datetime | None,
+    d: datetime | None,
+    e: float,
+    f: ExportStatus,
+    g: str,
+    h: str,
+    i: str,
+    _new: Any = object.__new__,
+    _cls: type = DeviceExport,
+    _a: Any = _D[0],
+    _b: Any = _D[1],
+    _c: Any = _D[2],
+    _d: Any = _D[3],
+    _e: Any = _D[4],
+    _f: Any = _D[5],
+    _g: Any = _D[6],
+    _h: Any = _D[7],
+    _i: Any = _D[8],
+) -> DeviceExport:
+    obj = _new(_cls)
+    _a(obj, a)
+    _b(obj, b)
+    _c(obj, c)
+    _d(obj, d)
+    _e(obj, e)
+    _f(obj, f)
+    _g(obj, g)
+    _h(obj, h)
+    _i(obj, i)
+    return obj  # type: ignore[no-any-return]
+
+
+def _new_export(
+    a: str,
+    b: str,
+    c: ExportStatus,
+    d: float | None,
+    e: tuple[DeviceExport, ...],
+    f: str,
+    _new: Any = object.__new__,
+    _cls: type = Export,
+    _a: Any = _E[0],
+    _b: Any = _E[1],
+    _c: Any = _E[2],
+    _d: Any = _E[3],
+    _e: Any = _E[4],
+    _f: Any = _E[5],
+) -> Export:
+    obj = _new(_cls)
+    _a(obj, a)
+    _b(obj, b)
+    _c(obj, c)
+    _d(obj, d)
+    _e(obj, e)
+    _f(obj, f)
+    return obj  # type: ignore[no-any-return]
+
+
+def _children(elem: Element, tag: str) -> Iterable[Element]:
+    return (c for c in elem if c.tag == tag or local(c.tag) == tag)
+
+
+def int_or_none(text: str | None) -> int | None:
+    """``text`` as an ``int``; ``None`` if absent or not a number (or too long to be one)."""
+    text = None if text is None else text.strip()
+    if not text or len(text) > 40:  # int() of a long text costs more than linear time
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _number(text: str | None) -> float | None:
+    """``45``, ``45.5``, ``45%`` or `` 45 % `` as a float; ``None`` if absent or unreadable."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return float(text.strip().removesuffix("%").strip().replace(",", "."))
+        except ValueError:
+            return None
+
+
+# Texts that recur across exports and polls (timestamps, server UIDs, statuses) are kept
+# once: the models of thousands of watched exports then share them (memory per watch), and
+# a timestamp is converted once, not at every poll. Only short texts are kept (a timestamp
+# is 23 characters, a UID 38), at most _CACHE_LIMIT of each: about 1.5 MB in all, whatever
+# the answers held, so the memory of long texts comes back with the answers that held them.
+_TIMESTAMPS: dict[str, tuple[str, datetime | None]] = {}
+_STRINGS: dict[str, str] = {s.value: s.value for s in ExportStatus}
+_CACHE_LIMIT = 8192  # entries of each cache
+_CACHED_LENGTH = 64  # characters: longer texts are not kept
+
+
+def _intern(text: str) -> str:
+    found = _STRINGS.get(text)
+    if found is None:
+        if len(text) > _CACHED_LENGTH:
+            return text
+        if len(_STRINGS) >= _CACHE_LIMIT:
+            _STRINGS.clear()
+            _STRINGS.update((s.value, s.value) for s in ExportStatus)
+        found = _STRINGS[text] = text
+    return found
+
+
+def read_timestamp(text: str) -> datetime | None:
+    """A VDG Sense timestamp (UTC unless it says otherwise) as aware UTC; ``None`` if
+    unreadable."""
+    return _timestamp(text.strip())[1]
+
+
+def _timestamp(text: str) -> tuple[str, datetime | None]:
+    """``yyyy-mm-dd hh:nn:ss[.zzz]`` (UTC): ``(the text, an aware datetime or None)``."""
+    found = _TIMESTAMPS.get(text)
+    if found is not None:
+        return found
+    value: datetime | None
+    try:  # the documented form, read as UTC in one call (the offset gives timezone.utc)
+        value = datetime.fromisoformat(text + "+00:00")
+    except ValueError:
+        value = _timestamp_other(text)
+    found = (text, value)
+    if len(text) <= _CACHED_LENGTH:
+        if len(_TIMESTAMPS) >= _CACHE_LIMIT:
+            _TIMESTAMPS.clear()
+        _TIMESTAMPS[text] = found
+    return found
+
+
+def _timestamp_other(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+        for pattern in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f"):
+            try:
+                value = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+    except (OverflowError, ValueError):  # e.g. 9999-12-31 23:59:59-01:00
+        return None

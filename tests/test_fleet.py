@@ -190,3 +190,32 @@ def test_bad_arguments_are_refused_at_once() -> None:
     with pytest.raises(ValueError, match="not a Redis URL") as info:
         vdgexport.fleet.subscribe("http://user:secret@host", name="site")
     assert "secret" not in str(info.value)
+
+
+async def test_a_trimmed_token_gives_a_resync_and_the_current_state(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    admin = coredis.Redis.from_url(redis.url, decode_responses=True)
+    async with admin:
+        await admin.config_set({"stream-node-max-entries": 2})  # trims at a fine grain
+    export_id = sim.add_export(devices=1, duration=100)
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+
+        async def run() -> None:
+            await vdgexport.fleet.publish(
+                client, redis.url, name="site", retention=3, lease=LEASE, list_interval=0.01
+            )
+
+        tasks.start_soon(run)
+        async with vdgexport.fleet.subscribe(redis.url, name="site") as events:
+            old = (await take(events, 2))[-1].token
+            for _ in range(8):  # eight changes, more than the stream keeps
+                clock.advance(1)
+                await take(events, 1)
+        async with vdgexport.fleet.subscribe(redis.url, name="site", since=old) as events:
+            again = await take(events, 2)
+        tasks.cancel_scope.cancel()
+    assert [i.resync for i in again] == [True, False]
+    assert names(again) == ["ExportStatusChanged", "DeviceProgress"]
+    assert again[1].event.export_id == export_id
+    assert again[1].event.progress == 8.0  # type: ignore[union-attr]

@@ -32,7 +32,7 @@ def test_readme_example_runs(tmp_path: Path) -> None:
     lines = run_example("readme-example", tmp_path)
     assert lines[0] == "ExportStatusChanged "
     assert "ExportCompleted " in lines
-    assert lines[-1] == "done: ExportStatus.COMPLETED"
+    assert lines[-1] == "done: COMPLETED"
 
 
 def test_readme_create_example_runs(tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ class ExportStatus(enum.Enum):
     Example:
         >>> ExportStatus.parse(" completed ")
         <ExportStatus.COMPLETED: 'COMPLETED'>
+        >>> print(ExportStatus.COMPLETED)
+        COMPLETED
     """
 
     SYNCING = "SYNCING"
@@ -38,6 +40,10 @@ class ExportStatus(enum.Enum):
     COMPLETED = "COMPLETED"
     REMOVED = "REMOVED"
     UNKNOWN = "UNKNOWN"
+
+    def __str__(self) -> str:
+        """The value, as the server writes it: ``COMPLETED``, not ``ExportStatus.COMPLETED``."""
+        return self.value
 
     @classmethod
     def parse(cls, text: str | None) -> ExportStatus:

@@ -20,8 +20,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``vdgexport`` command line and return its exit code.
 
     ``argv`` defaults to ``sys.argv[1:]``. The console script exits with the returned code.
+    When the reader of stdout goes away (``vdgexport demo --json | head``), it stops quietly
+    and returns 0, as Unix tools do.
     """
-    from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, INSTALL_HINT
+    from .common import EXIT_OK, broken_pipe, quiet_stdout
+
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BaseException as exc:
+        if not broken_pipe(exc):
+            raise
+        quiet_stdout()
+        return EXIT_OK
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, INSTALL_HINT, log_to_stderr
 
     try:
         import rich  # noqa: F401
@@ -43,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vdgexport {args.command}: error: give --url URL or set VDG_URL", file=sys.stderr)
         return EXIT_USAGE
     try:
-        code: int = args.run(args)
+        with log_to_stderr(getattr(args, "verbose", False)):
+            code: int = args.run(args)
     except KeyboardInterrupt:
         print("vdgexport: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -92,7 +92,7 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
     ) as client:
         ids = [await _create(client, sim, number, e) for number, e in enumerate(DEMO_EXPORTS, 1)]
         fates = {i: e.fate for i, e in zip(ids, DEMO_EXPORTS, strict=True)}
-        board = Board(ids, title=f"vdgexport demo: simulated VDG Sense at {speed:g}x speed")
+        board = Board(ids, title=f"vdgexport demo ({speed:g}x)")
         view = make_view(console, board, json=json)
         director = _Director(client, sim, clock, speed, fates, view)
         with view:

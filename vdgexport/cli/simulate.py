@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from vdgexport.testing import SenseSimulator
+from vdgexport.testing import SenseSimulator, SimRequest
 
 from .common import EXIT_ERROR, EXIT_OK, INSTALL_HINT
 from .options import Options, count, positive
@@ -23,7 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 CONTROL_HELP = """\
 control endpoint (beside the API, under /_sim):
-  GET  /_sim                                  list the exports and their status
+  GET  /_sim                                  the exports and their status, and the
+                                              requests answered (count, the last 10)
   POST /_sim/add?devices=N&duration=SECONDS   add an export; answers its id
   POST /_sim/remove?exportid=ID               remove an export (status REMOVED)
   POST /_sim/restart                          restart the PluginManager: every export
@@ -126,7 +127,20 @@ class SimControl:
 
     def _listing(self) -> str:
         lines = [f"{i} {self.sim.status_of(i)}" for i in self.sim.export_ids()]
+        log = self.sim.requests
+        lines += ["", f"requests answered: {len(log)} (the last {min(len(log), _LAST)} below)"]
+        lines += [_request_line(r) for r in log[-_LAST:]]
         return "\n".join([*lines, "", CONTROL_HELP])
+
+
+_LAST = 10
+
+
+def _request_line(request: SimRequest) -> str:
+    """One request of the log: simulated time, method, path, query, and any fault served."""
+    query = " ".join(f"{k}={v}" for k, v in request.query.items())
+    fault = f" [fault: {request.fault.name.lower()}]" if request.fault is not None else ""
+    return f"  {request.time:10.2f}s {request.method} {request.path} {query}{fault}".rstrip()
 
 
 def make_simulator(exports: int, speed: float) -> SenseSimulator:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import vdgexport
 
-from .common import EXIT_OK
+from .common import EXIT_ERROR, EXIT_OK, dumps, error
 from .connect import with_client
-from .options import EXIT_CODES, Options
+from .options import Options
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = ["register", "run"]
+
+_EXIT_CODES = """\
+exit codes:
+  0  the server answered
+  1  an error: no export has that id, the server unreachable, a refused login, ...
+  2  bad usage
+(watch, not status, exits 3 or 4 when an export is removed or vanishes)
+"""
 
 
 def register(commands: Any, options: Options) -> None:
@@ -26,7 +33,7 @@ def register(commands: Any, options: Options) -> None:
         help="show exports, or one export's devices",
         description="A table of every export, or of one export and its devices. "
         "--json prints one JSON document.",
-        epilog=EXIT_CODES,
+        epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmd.add_argument("export_id", nargs="?", metavar="ID", help="one export id")
@@ -39,72 +46,63 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _status(client: vdgexport.Client, args: argparse.Namespace, console: Console) -> int:
-    from .jsonout import dumps, export_json, export_list_json
-    from .views import fmt_bandwidth, print_table
-
-    if args.export_id is not None:
+    if args.export_id is None:
+        return _print_list(await client.list_exports(), args, console)
+    try:
         export = await client.get_export(args.export_id)
-        if args.json:
-            print(dumps(export_json(export)))
-            return EXIT_OK
-        print_table(
-            console,
-            ("export", "status", "progress", "bandwidth", "path"),
-            [
-                (
-                    export.export_id,
-                    export.status.value,
-                    f"{export.progress:.1f}%",
-                    fmt_bandwidth(export.bandwidth_kbps),
-                    export.path,
-                )
-            ],
-            title=f"Export {export.export_id}",
-            style_column=1,
+    except vdgexport.ExportNotFoundError:
+        error(
+            f"no export has id {args.export_id} on {args.url} "
+            "(export ids are reset when the PluginManager restarts)"
         )
-        rows = [
-            (
-                d.server_id,
-                d.device_id,
-                _when(d.start_time),
-                _when(d.end_time),
-                f"{d.progress:.1f}%",
-                d.status.value,
-            )
-            for d in export.devices
-        ]
-        print_table(
-            console,
-            ("server", "device", "start (UTC)", "end (UTC)", "progress", "status"),
-            rows,
-            title="Devices",
-            style_column=5,
-        )
-        return EXIT_OK
-    exports = await client.list_exports()
+        return EXIT_ERROR
     if args.json:
-        print(dumps(export_list_json(exports)))
+        print(dumps(vdgexport.export_to_dict(export)))
         return EXIT_OK
-    rows = [
-        (
-            e.export_id,
-            e.status.value,
-            f"{e.progress:.1f}%",
-            str(len(e.devices)),
-            fmt_bandwidth(e.bandwidth_kbps),
-            e.path,
-        )
-        for e in exports
-    ]
+    from .views import print_devices, print_table
+
+    print_table(
+        console,
+        ("export", "status", "progress", "bandwidth", "path"),
+        [_cells(export)],
+        title=f"Export {export.export_id}",
+        style_column=1,
+        squeeze_column=4,
+    )
+    print_devices(console, export)
+    return EXIT_OK
+
+
+def _cells(export: vdgexport.Export) -> tuple[str, str, str, str, str]:
+    from .views import fmt_bandwidth, state_of
+
+    ended = export.status in (vdgexport.ExportStatus.COMPLETED, vdgexport.ExportStatus.REMOVED)
+    return (
+        export.export_id,
+        state_of(export.status),
+        f"{export.progress:.1f}%",
+        "-" if ended else fmt_bandwidth(export.bandwidth_kbps),
+        export.path,
+    )
+
+
+def _print_list(exports: vdgexport.ExportList, args: argparse.Namespace, console: Console) -> int:
+    if args.json:
+        doc = {"count": exports.count, "exports": [vdgexport.export_to_dict(e) for e in exports]}
+        print(dumps(doc))
+        return EXIT_OK
+    from .views import print_table
+
+    rows = []
+    for export in exports:
+        number, state, progress, bandwidth, path = _cells(export)
+        rows.append((number, state, progress, str(len(export.devices)), bandwidth, path))
     print_table(
         console,
         ("export", "status", "progress", "devices", "bandwidth", "path"),
         rows,
-        title=f"{len(rows)} exports",
+        title=f"{len(rows)} export{'' if len(rows) == 1 else 's'}",
         style_column=1,
+        squeeze_column=5,
     )
     return EXIT_OK
-
-
-def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,20 +1,20 @@
-"""The state of every watched export, and how it renders as a live table."""
+"""The state of every watched export, as the events of their watches tell it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from rich.console import Console, ConsoleOptions, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 import vdgexport
 
-from .format import STYLES, fmt_bandwidth, fmt_eta, outcome_of, progress_bar, short_uid
+from .format import outcome_of, state_of
 
-__all__ = ["Board", "DeviceRow", "ExportRow"]
+__all__ = ["JUST_ENDED", "Board", "DeviceRow", "ExportRow", "Outage"]
+
+#: For how many seconds an export that ended stays at the top of the live view.
+JUST_ENDED = 5.0
 
 
 @dataclass
@@ -30,7 +30,7 @@ class DeviceRow:
 
 @dataclass
 class ExportRow:
-    """What is known of one watched export."""
+    """What is known of one watched export; ``ended_at`` is on the board's clock."""
 
     export_id: str
     path: str = ""
@@ -38,6 +38,8 @@ class ExportRow:
     bandwidth_kbps: float | None = None
     devices: dict[tuple[str, str], DeviceRow] = field(default_factory=dict)
     outcome: str | None = None
+    ended_at: float | None = None
+    stalled: bool = False
 
     @property
     def progress(self) -> float:
@@ -46,29 +48,59 @@ class ExportRow:
         return sum(d.progress for d in rows) / len(rows) if rows else 0.0
 
     @property
+    def state(self) -> str:
+        """The outcome once ended, else ``stalled`` or the status."""
+        return self.outcome or ("stalled" if self.stalled else self.status)
+
+    @property
     def eta(self) -> timedelta | None:
-        """The longest device ETA, ``None`` while any moving device has none."""
-        moving = [d for d in self.devices.values() if d.status != "COMPLETED"]
+        """The longest device ETA, ``None`` once ended or while a moving device has none."""
+        moving = [d for d in self.devices.values() if d.status != "completed"]
         if self.outcome or not moving or any(d.eta is None for d in moving):
             return None
         return max(d.eta for d in moving if d.eta is not None)
 
+    def device_state(self, device: DeviceRow) -> str:
+        """A device's status, or the export's outcome if the export ended before it did."""
+        if self.outcome and device.status != "completed":
+            return self.outcome.split(" ")[0]
+        return device.status
+
     def take(self, export: vdgexport.Export) -> None:
         """Adopt what a whole `Export` says (path, status, bandwidth, device list)."""
-        self.path, self.status = export.path, export.status.value
+        self.path, self.status = export.path, state_of(export.status)
         self.bandwidth_kbps = export.bandwidth_kbps
         for device in export.devices:
             row = self.devices.setdefault(device.key, DeviceRow(device.device_id))
-            row.progress, row.status = device.progress, device.status.value
+            row.progress, row.status = device.progress, state_of(device.status)
+
+
+@dataclass
+class Outage:
+    """The server unreachable for one export: since ``since`` on the board's clock."""
+
+    error: str
+    since: float
 
 
 class Board:
-    """The state of every watched export, in the order given; renders as a rich table."""
+    """The state of every watched export, in the order given, and of the connection.
 
-    def __init__(self, export_ids: Iterable[str], title: str = "") -> None:
+    ``clock`` (seconds, monotonic) times how long ago an export ended and how long the
+    server has been unreachable.
+    """
+
+    def __init__(
+        self,
+        export_ids: Iterable[str],
+        title: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rows = {i: ExportRow(i) for i in export_ids}
         self.title = title
+        self.clock = clock
         self.notes: list[str] = []
+        self.outages: dict[str, Outage] = {}
 
     def update(self, event: vdgexport.WatchEvent) -> ExportRow:
         """Apply one event and return the row of its export."""
@@ -77,71 +109,53 @@ class Board:
             dev = row.devices.setdefault(
                 (event.server_id, event.device_id), DeviceRow(event.device_id)
             )
-            dev.progress, dev.status, dev.eta = event.progress, event.status.value, event.eta
+            dev.progress, dev.status, dev.eta = event.progress, state_of(event.status), event.eta
             row.bandwidth_kbps = event.bandwidth_kbps
         elif isinstance(event, vdgexport.ExportVanished):
             if event.last_seen is not None and not row.path:
                 row.take(event.last_seen)
         elif isinstance(event, vdgexport.ExportStalled):
             row.take(event.export)
-            row.status = "stalled"
+            row.stalled = True
         else:
             row.take(event.export)
-        row.outcome = outcome_of(event) or row.outcome
+            row.stalled = False
+        outcome = outcome_of(event)
+        if outcome is not None:
+            row.outcome, row.ended_at = outcome, self.clock()
+            row.bandwidth_kbps = None
+            self.outages.pop(event.export_id, None)
         return row
 
-    def __rich_console__(
-        self, console: Console, options: ConsoleOptions
-    ) -> Iterator[RenderableType]:
-        """The table, its bars as wide as the terminal allows; the last notes below it."""
-        states = [r.outcome or r.status for r in self.rows.values()]
-        status = max([9, *(len(s) for s in states)])
-        room = options.max_width - status - 32  # the other columns and the padding
-        bar = max(12, min(30, room - 30))
-        name = max(12, min(38, room - bar))
-        table = Table(
-            box=None,
-            padding=(0, 1),
-            title=self.title or None,
-            title_justify="left",
-            show_header=True,
-            header_style="bold",
-        )
-        table.add_column("export", no_wrap=True, overflow="ellipsis", width=name)
-        table.add_column("progress", no_wrap=True, width=bar)
-        table.add_column("%", justify="right", no_wrap=True, min_width=5)
-        table.add_column("bandwidth", justify="right", no_wrap=True, min_width=11)
-        table.add_column("ETA", justify="right", no_wrap=True, min_width=4)
-        table.add_column("status", no_wrap=True, width=status)
-        for row in self.rows.values():
-            self._add_export(table, row, bar)
-        yield table
-        for note in self.notes[-3:]:
-            yield Text(note, style="dim")
+    def lost(self, export_id: str, error: str, failing_for: timedelta) -> None:
+        """The server has been unreachable for ``export_id`` for ``failing_for``."""
+        since = self.clock() - failing_for.total_seconds()
+        self.outages[export_id] = Outage(error, since)
 
-    @staticmethod
-    def _add_export(table: Table, row: ExportRow, bar: int) -> None:
-        state = row.outcome or row.status
-        style = STYLES.get(state.split(" ")[0], "")
-        name = Text.assemble((f"export {row.export_id}", "bold"), " ", (row.path, "dim"))
-        table.add_row(
-            name,
-            progress_bar(row.progress, row.status, row.outcome, bar),
-            f"{row.progress:5.1f}",
-            fmt_bandwidth(row.bandwidth_kbps),
-            fmt_eta(row.eta),
-            Text(state, style=style),
-        )
-        items = list(row.devices.values())
-        for n, dev in enumerate(items):
-            branch = "└" if n == len(items) - 1 else "├"
-            label = Text(f" {branch} device {short_uid(dev.device_id)}")
-            eta = fmt_eta(dev.eta) if dev.status == "SYNCING" and not row.outcome else "-"
-            table.add_row(
-                label,
-                progress_bar(dev.progress, dev.status, row.outcome, bar),
-                f"{dev.progress:5.1f}",
-                "",
-                eta,
-                Text(dev.status, style=STYLES.get(dev.status, "")),
-            )
+    def restored(self, export_id: str) -> None:
+        """The server answers again for ``export_id``."""
+        self.outages.pop(export_id, None)
+
+    def unreachable_for(self) -> tuple[timedelta, str] | None:
+        """How long the server has been unreachable (the longest outage) and its last error."""
+        if not self.outages:
+            return None
+        first = min(self.outages.values(), key=lambda o: o.since)
+        return timedelta(seconds=max(0.0, self.clock() - first.since)), first.error
+
+    def ordered(self) -> list[ExportRow]:
+        """Rows by what matters now: just ended, moving, waiting, then ended earlier.
+
+        Within each group the order given is kept; once every export has ended, the order
+        given is the order shown.
+        """
+        now = self.clock()
+        if all(row.ended_at is not None for row in self.rows.values()):
+            return list(self.rows.values())
+
+        def rank(row: ExportRow) -> int:
+            if row.ended_at is not None:
+                return 0 if now - row.ended_at < JUST_ENDED else 3
+            return 1 if row.status == "syncing" else 2
+
+        return sorted(self.rows.values(), key=rank)

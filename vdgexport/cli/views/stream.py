@@ -9,9 +9,10 @@ from rich.live import Live
 
 import vdgexport
 
-from ..jsonout import dumps, event_json
-from .board import Board
-from .format import fmt_bandwidth, fmt_eta, short_uid
+from ..common import dumps
+from .board import Board, ExportRow
+from .format import fmt_bandwidth, fmt_eta, short_uid, state_of, vanish_note
+from .live import LiveBoard
 from .table import print_table
 
 __all__ = ["JsonView", "LiveView", "PlainView", "View", "make_view"]
@@ -44,11 +45,11 @@ class View:
         self.board.notes.append(text)
 
     def summary(self) -> None:
-        """Print the outcome of every export."""
+        """Print the outcome of every export, one row each (the path cut to fit)."""
         rows = [
             (
-                f"export {r.export_id}",
-                r.path,
+                r.export_id,
+                r.path or "-",
                 str(len(r.devices)),
                 f"{r.progress:.1f}%",
                 r.outcome or "unfinished",
@@ -61,20 +62,24 @@ class View:
             rows,
             title="Summary",
             style_column=4,
+            squeeze_column=1,
         )
 
 
 class LiveView(View):
-    """Live bars that redraw in place: for a terminal only."""
+    """Live bars that redraw in place, fitted to the terminal: for a terminal only.
+
+    What goes to stderr meanwhile (``--verbose``) is printed above the bars.
+    """
 
     def __init__(self, console: Console, board: Board) -> None:
         super().__init__(console, board)
         self._live = Live(
-            board,
+            LiveBoard(board),
             console=console,
             refresh_per_second=8,
             redirect_stdout=False,
-            redirect_stderr=False,
+            redirect_stderr=True,
         )
 
     def __enter__(self) -> View:
@@ -92,45 +97,49 @@ class LiveView(View):
 
 class PlainView(View):
     """Plain lines, no colours or cursor movement: status changes, every 10 % step of a
-    device, stalls, and each outcome."""
+    device, stalls, outages, and each outcome once."""
 
     def on_event(self, event: vdgexport.WatchEvent) -> None:
         """Print a line for this event if it says something new."""
         row = self.board.update(event)
-        name = f"export {event.export_id}"
+        text = self._describe(event, row)
+        if text is not None:
+            self.line(f"export {event.export_id}{text}")
+
+    def _describe(self, event: vdgexport.WatchEvent, row: ExportRow) -> str | None:
         if isinstance(event, vdgexport.DeviceProgress):
-            dev = row.devices[(event.server_id, event.device_id)]
-            step = int(event.progress // 10)
-            if (
-                step != dev.step
-                or event.previous_progress is None
-                or (event.status is not vdgexport.ExportStatus.SYNCING)
-            ):
-                dev.step = step
-                eta = (
-                    f", ETA {fmt_eta(event.eta)}"
-                    if event.status is vdgexport.ExportStatus.SYNCING
-                    else ""
-                )
-                self.line(
-                    f"{name} device {short_uid(dev.device_id)}: {event.progress:.1f}% "
-                    f"{event.status.value}{eta}"
-                )
-        elif isinstance(event, vdgexport.ExportStatusChanged):
-            extra = ""
-            if event.previous_status is None:
-                count = len(row.devices)
-                extra = (
-                    f" ({row.path}, {count} device{'s' if count != 1 else ''}, "
-                    f"{fmt_bandwidth(row.bandwidth_kbps)})"
-                )
-            self.line(f"{name}: {event.status.value}{extra}")
-        elif isinstance(event, vdgexport.ExportStalled):
-            self.line(f"{name}: stalled for {fmt_eta(event.stalled_for)}")
-        elif isinstance(event, vdgexport.ExportRecovered):
-            self.line(f"{name}: moving again")
-        else:
-            self.line(f"{name}: {row.outcome}")
+            return self._progress(event, row)
+        if isinstance(event, vdgexport.ExportStatusChanged):
+            if event.status in (vdgexport.ExportStatus.COMPLETED, vdgexport.ExportStatus.REMOVED):
+                return None  # the outcome follows at once and says it
+            if event.previous_status is not None:
+                return f": {row.status}"
+            count = len(event.export.devices)
+            return (
+                f": {row.status} ({row.path}, {count} device{'s' if count != 1 else ''}, "
+                f"{fmt_bandwidth(row.bandwidth_kbps)})"
+            )
+        if isinstance(event, vdgexport.ExportStalled):
+            return f": stalled for {fmt_eta(event.stalled_for)}"
+        if isinstance(event, vdgexport.ExportRecovered):
+            return ": moving again"
+        if isinstance(event, vdgexport.ExportVanished):
+            return f": {row.outcome}: {vanish_note(event)}"
+        return f": {row.outcome}"
+
+    @staticmethod
+    def _progress(event: vdgexport.DeviceProgress, row: ExportRow) -> str | None:
+        dev = row.devices[(event.server_id, event.device_id)]
+        step = int(event.progress // 10)
+        syncing = event.status is vdgexport.ExportStatus.SYNCING
+        if step == dev.step and event.previous_progress is not None and syncing:
+            return None
+        dev.step = step
+        eta = f", ETA {fmt_eta(event.eta)}" if syncing else ""
+        return (
+            f" device {short_uid(dev.device_id)}: {event.progress:.1f}% "
+            f"{state_of(event.status)}{eta}"
+        )
 
     def note(self, text: str) -> None:
         """Print the note as a line."""
@@ -145,12 +154,12 @@ class PlainView(View):
 
 
 class JsonView(PlainView):
-    """JSON Lines: one object per event, with ``"type"`` and every field; no notes."""
+    """JSON Lines: one object per event (`vdgexport.event_to_dict`); no notes."""
 
     def on_event(self, event: vdgexport.WatchEvent) -> None:
         """Print the event as one JSON line."""
         self.board.update(event)
-        self.line(dumps(event_json(event)))
+        self.line(dumps(vdgexport.event_to_dict(event)))
 
     def note(self, text: str) -> None:
         """Notes are not events: keep them out of the JSON stream."""

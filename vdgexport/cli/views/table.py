@@ -9,9 +9,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .format import STYLES
+from .format import middle, style_of
 
 __all__ = ["print_table"]
+
+_GAP = 3  # what rich puts between two columns of a SIMPLE_HEAD table without edges
 
 
 def print_table(
@@ -21,10 +23,15 @@ def print_table(
     *,
     title: str = "",
     style_column: int | None = None,
+    squeeze_column: int | None = None,
 ) -> None:
-    """A rich table on a terminal; aligned plain text columns elsewhere."""
+    """A rich table on a terminal, one line per row; aligned plain text columns elsewhere.
+
+    On a terminal no cell wraps: when the table is wider than the terminal, the cells of
+    ``squeeze_column`` (a path) are cut in the middle to fit.
+    """
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     if not console.is_terminal:
-        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
         lines = [f"{title}:"] if title else []
         lines += [
             "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
@@ -34,12 +41,25 @@ def print_table(
         out.write("\n".join(lines) + "\n")
         out.flush()
         return
-    table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD)
+    room = console.width - _GAP * (len(headers) - 1)
+    if squeeze_column is not None:
+        others = sum(widths) - widths[squeeze_column]
+        widths[squeeze_column] = max(len(headers[squeeze_column]), room - others)
+    table = Table(
+        title=title or None,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
     for header in headers:
-        table.add_column(header, overflow="fold")
+        table.add_column(header, no_wrap=True, overflow="ellipsis")
     for cells in rows:
         styled = [
-            Text(c, style=STYLES.get(c.split(" ")[0], "") if i == style_column else "")
+            Text(
+                middle(c, widths[i]) if i == squeeze_column else c,
+                style=style_of(c) if i == style_column else "",
+            )
             for i, c in enumerate(cells)
         ]
         table.add_row(*styled)

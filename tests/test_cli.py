@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
-from io import StringIO
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from rich.console import Console
+import trustme
 
-from vdgexport import (
-    Export,
-    ExportStalled,
-    ExportStatus,
-)
+import vdgexport
 from vdgexport.cli import main
 from vdgexport.cli.simulate import SimControl
-from vdgexport.cli.views import (
-    Board,
-    LiveBoard,
-    LiveView,
-    PlainView,
-    fmt_bandwidth,
-    fmt_eta,
-    make_view,
-)
-from vdgexport.testing import ManualClock, SenseSimulator
+from vdgexport.testing import Fault, ManualClock, SenseSimulator
 
 from ._servers import Recorder, basic, serve
 
@@ -253,6 +236,7 @@ def test_watch_json_until_completed(backend: str, capsys: pytest.CaptureFixture[
         "rate",
         "eta",
     }
+    assert [vdgexport.event_to_dict(vdgexport.event_from_dict(e)) for e in events] == events
     final = events[-1]["export"]
     assert final["status"] == "COMPLETED"
     assert final["progress"] == 100.0
@@ -308,6 +292,89 @@ def test_watch_through_a_restart_vanishes(backend: str, capsys: pytest.CaptureFi
     ) in lines
     summary = lines[lines.index("Summary:") :]
     assert summary[-1].split()[-3:] == ["vanished", "(not", "found)"]
+
+
+def test_watch_of_an_id_no_export_has_says_so_in_plain_words(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["watch", "99", "--url", url, *FAST]) == 4
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "export 99: vanished (not found): no export has id 99 "
+        "(export ids are reset when the PluginManager restarts)"
+    )
+    assert lines[-1].split() == ["99", "-", "0", "0.0%", "vanished", "(not", "found)"]
+
+
+def test_plain_watch_says_each_ending_once_in_lower_case(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = fast_sim(200)
+    sim.add_export(devices=2, duration=20)
+    with serve(sim) as url:
+        assert main(["watch", "1", "--url", url, "--backend", backend, *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "COMPLETED" not in out
+    assert "SYNCING" not in out
+    lines = out.splitlines()
+    assert [line for line in lines if line.startswith("export 1:")][-1] == "export 1: completed"
+    assert sum(line.startswith("export 1: completed") for line in lines) == 1
+    assert lines[-1].split()[-1] == "completed"  # the summary
+
+
+def test_verbose_shows_requests_and_retries_on_stderr_never_the_password(
+    sim: SenseSimulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "s3cret-Pa55"
+    monkeypatch.setenv("VDG_PASSWORD", secret)
+    sim.add_export(duration=0)
+    sim.inject(Fault.STATUS, status=503)
+    with serve(sim) as url:
+        argv = ["status", "1", "--url", url, "--user", "op", "--login", "basic", *FAST]
+        assert main([*argv, "-v"]) == 0
+        err = capsys.readouterr().err
+        request = f"GET {url}/command?command=getExportVideoStatus&exportid=1"
+        assert f"{request} -> 503" in err
+        assert f"{request} -> 200" in err
+        assert "retrying" in err
+        assert secret not in err
+        assert main(argv) == 0  # and without -v, nothing
+        assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command", ["status", "watch"])
+def test_help_lists_the_exit_codes(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out
+    assert "--ca-cert PATH" in out
+    assert "--insecure" in out
+    if command == "watch":
+        assert "4  one vanished (4 wins over 3 when both happen)" in out
+        assert "3  one was removed" in out
+
+
+def test_a_private_ca_is_trusted_with_ca_cert_and_refused_without(
+    sim: SenseSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = trustme.CA(organization_name="VMS private CA")
+    ca_file, cert = tmp_path / "ca.pem", tmp_path / "server.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert))
+    sim.add_export(duration=0)
+    with serve(sim, ssl_certfile=str(cert)) as url:
+        assert url.startswith("https://")
+        assert main(["status", "--url", url, "--json"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("vdgexport: error: TransportError")
+        assert "certificate" in err.lower()
+        assert main(["status", "--url", url, "--json", "--ca-cert", str(ca_file)]) == 0
+        assert json.loads(capsys.readouterr().out)["count"] == 1
+        assert main(["watch", "1", "--url", url, "--insecure", *FAST]) == 0
+        assert capsys.readouterr().out.splitlines()[-1].split()[-1] == "completed"
+    missing = str(tmp_path / "missing.pem")
+    assert main(["status", "--url", url, "--ca-cert", missing]) == 2
+    assert "cannot load the CA bundle" in capsys.readouterr().err
 
 
 def test_watch_refused_connection_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -446,75 +513,13 @@ async def test_control_endpoint() -> None:
         assert sim.export_ids() == []
         response = await http.get("/command", params={"command": "getExportVideoStatus"})
         assert b'<exports count="0">' in response.content
-
-
-def test_simulate_serves_over_loopback_and_restarts_on_request() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vdgexport", "simulate", "--port", "0", "--exports", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in proc.stdout or ():
-            lines.put(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        first = lines.get(timeout=20)
-        assert first.startswith("vdgexport simulator at http://127.0.0.1:")
-        url = first.split()[3]
-        status = {"command": "getExportVideoStatus"}
-        with httpx.Client(base_url=url, timeout=5) as http:
-            assert b'<exports count="3">' in http.get("/command", params=status).content
-            assert http.post("/_sim/remove", params={"exportid": "2"}).status_code == 200
-            assert "2 REMOVED" in http.get("/_sim").text
-            assert http.post("/_sim/restart").status_code == 200
-            gone = http.get("/command", params={**status, "exportid": "1"})
-            assert b'errorcode="-57"' in gone.content
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        reader.join(timeout=10)
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        proc.stdout.close()
-        proc.stderr.close()
-
-
-# -- pieces ---------------------------------------------------------------------------------
-
-
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-EXPORT = Export("7", "D:\\x", ExportStatus.SYNCING, 512.0, ())
-
-
-def test_formats() -> None:
-    assert fmt_eta(None) == "-"
-    assert fmt_eta(timedelta(seconds=75)) == "1:15"
-    assert fmt_eta(timedelta(hours=2, seconds=5)) == "2:00:05"
-    assert fmt_bandwidth(None) == "-"
-    assert fmt_bandwidth(512) == "512 kbit/s"
-    assert fmt_bandwidth(16000) == "16.0 Mbit/s"
-
-
-def test_view_follows_the_output() -> None:
-    board = Board(["7"])
-    plain = Console(file=StringIO(), force_terminal=False)
-    tty = Console(file=StringIO(), force_terminal=True, width=100)
-    assert type(make_view(plain, board, json=False)) is PlainView
-    assert type(make_view(tty, board, json=False)) is LiveView
-    view = make_view(plain, board, json=False)
-    view.on_event(ExportStalled("7", NOW, timedelta(seconds=90), EXPORT))
-    assert isinstance(plain.file, StringIO)
-    assert plain.file.getvalue() == "export 7: stalled for 1:30\n"
-    tty.print(LiveBoard(board))
-    assert "stalled" in tty.file.getvalue()  # type: ignore[attr-defined]
+        sim.inject(Fault.STATUS, status=503)
+        await http.get("/command", params={"command": "getExportVideoStatus", "exportid": "1"})
+        listing = (await http.get("/_sim")).text.splitlines()
+    # The control requests are not the simulator's: only the two to /command count.
+    assert listing[:4] == [
+        "",
+        "requests answered: 2 (the last 2 below)",
+        "        0.00s GET /command command=getExportVideoStatus",
+        "        0.00s GET /command command=getExportVideoStatus exportid=1 [fault: status]",
+    ]

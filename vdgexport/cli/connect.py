@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,16 @@ import httpx
 
 import vdgexport
 
-from .common import EXIT_ERROR, EXIT_OK, EXIT_REMOVED, EXIT_VANISHED, error, is_terminal, one_line
+from .common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_REMOVED,
+    EXIT_USAGE,
+    EXIT_VANISHED,
+    error,
+    is_terminal,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,6 +50,7 @@ def make_client(args: argparse.Namespace, **options: Any) -> vdgexport.Client:
     """A client of ``--url`` with the shared options (``options`` add to or override them)."""
     settings: dict[str, Any] = {
         "auth": _auth(args),
+        "verify": False if args.insecure else (args.ca_cert or True),
         "timeout": args.timeout,
         "poll_interval": args.interval,
         "max_poll_interval": max(args.interval, 10.0),
@@ -49,10 +60,18 @@ def make_client(args: argparse.Namespace, **options: Any) -> vdgexport.Client:
 
 
 def with_client(args: argparse.Namespace, command: ClientCommand, **options: Any) -> int:
-    """Run ``command`` with a client of ``--url``; a `VdgError` becomes one line and 1."""
+    """Run ``command`` with a client of ``--url``; a `VdgError` becomes one line and 1.
+
+    Options the client refuses (a URL that is not http(s), a CA bundle that cannot be
+    read) are bad usage: one line and 2.
+    """
     from .common import make_console
 
-    client = make_client(args, **options)
+    try:
+        client = make_client(args, **options)
+    except ValueError as exc:
+        print(f"vdgexport {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     console = make_console()
 
     async def run() -> int | vdgexport.VdgError:

@@ -29,7 +29,7 @@ class Options:
     Attributes:
         output: ``--json``, ``-v/--verbose`` (and the hidden ``--backend``).
         server: the connection to a VDG server: ``--url``, ``--user``, ``--login``,
-            ``--interval``, ``--timeout``, ``--ca-cert``, ``--insecure``.
+            ``--interval`` (the fastest pace), ``--timeout``, ``--ca-cert``, ``--insecure``.
     """
 
     output: argparse.ArgumentParser
@@ -109,6 +109,19 @@ def _server() -> argparse.ArgumentParser:
         default=10.0,
         metavar="SECONDS",
         help="time limit of one request (default: 10)",
+    )
+    tls = server.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--ca-cert",
+        metavar="PATH",
+        help="for https://, trust the CA certificates in PATH (a PEM file or a directory), "
+        "e.g. the private CA of a VMS server",
+    )
+    tls.add_argument(
+        "--insecure",
+        action="store_true",
+        help="for https://, do not check the server's certificate at all (self-signed "
+        "test servers only)",
     )
     server.set_defaults(needs_url=True)
     return server

@@ -15,6 +15,13 @@ __all__ = ["JUST_ENDED", "Board", "DeviceRow", "ExportRow", "Outage"]
 
 #: For how many seconds an export that ended stays at the top of the live view.
 JUST_ENDED = 5.0
+#: Events that carry the whole export (other events change no row: the connection's).
+_WITH_EXPORT = (
+    vdgexport.ExportStatusChanged,
+    vdgexport.ExportRecovered,
+    vdgexport.ExportCompleted,
+    vdgexport.ExportRemoved,
+)
 
 
 @dataclass
@@ -117,7 +124,7 @@ class Board:
         elif isinstance(event, vdgexport.ExportStalled):
             row.take(event.export)
             row.stalled = True
-        else:
+        elif isinstance(event, _WITH_EXPORT):
             row.take(event.export)
             row.stalled = False
         outcome = outcome_of(event)

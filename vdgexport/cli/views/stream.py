@@ -125,7 +125,9 @@ class PlainView(View):
             return ": moving again"
         if isinstance(event, vdgexport.ExportVanished):
             return f": {row.outcome}: {vanish_note(event)}"
-        return f": {row.outcome}"
+        if isinstance(event, (vdgexport.ExportCompleted, vdgexport.ExportRemoved)):
+            return f": {row.outcome}"
+        return None
 
     @staticmethod
     def _progress(event: vdgexport.DeviceProgress, row: ExportRow) -> str | None:

@@ -10,6 +10,7 @@ stricter, the case must be one of `STRICTER`, which says why.
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
@@ -173,6 +174,13 @@ def why_lenient(data: bytes) -> str | None:
     return None
 
 
+def same(one: ExportList, other: ExportList) -> bool:
+    """Equal models, a NaN bandwidth or progress equal to a NaN too."""
+    return one.count == other.count and repr([astuple(e) for e in one]) == repr(
+        [astuple(e) for e in other]
+    )
+
+
 def check(base: bytes, data: bytes) -> None:
     try:
         expected: ExportList | Exception = defused(data)
@@ -197,7 +205,8 @@ def check(base: bytes, data: bytes) -> None:
             assert reason in STRICTER, f"{name} refused what defusedxml accepted: {got!r}"
             event(f"stricter: {reason}")
         elif isinstance(got, ExportList):
-            assert got == expected, name
+            assert isinstance(expected, ExportList)
+            assert same(got, expected), name
             event("both accept, equal models")
         else:
             assert type(got) is type(expected) or isinstance(got, vdgexport.ProtocolError)

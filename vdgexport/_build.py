@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element
 from ._models import _STATUS_BY_TEXT, DeviceExport, Export, ExportList, ExportStatus
 
 __all__ = [
+    "convert_timestamp",
     "device_from",
     "device_from_texts",
     "export_elements",
@@ -24,6 +25,7 @@ __all__ = [
     "exports_from",
     "int_or_none",
     "local",
+    "progress_of",
     "read_timestamp",
 ]
 
@@ -121,12 +123,6 @@ def device_from_texts(
 ) -> DeviceExport:
     """One `DeviceExport` from the texts of its six children (``None``: absent or empty)."""
     raw_status = raw_status or ""
-    try:
-        progress: float | None = float(raw_progress)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        progress = _number(raw_progress)
-    if progress is None or not 0.0 <= progress <= 100.0:
-        progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
     start = raw_start.strip() if raw_start else ""
     start, start_time = _TIMESTAMPS.get(start) or _timestamp(start)
     end = raw_end.strip() if raw_end else ""
@@ -137,12 +133,23 @@ def device_from_texts(
         raw_device.strip() if raw_device else "",
         start_time,
         end_time,
-        progress,
+        progress_of(raw_progress),
         _STATUS_BY_TEXT.get(raw_status) or ExportStatus.parse(raw_status),
         _STRINGS.get(raw_status, raw_status),
         start,
         end,
     )
+
+
+def progress_of(text: str | None) -> float:
+    """A device's progress: 0..100 (out of range clamped; absent or unreadable: 0)."""
+    try:
+        progress: float | None = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        progress = _number(text)
+    if progress is None or not 0.0 <= progress <= 100.0:
+        progress = 0.0 if progress is None or progress < 0.0 or math.isnan(progress) else 100.0
+    return progress
 
 
 # The generated ``__init__`` of a frozen dataclass pays a global lookup and a call of
@@ -276,12 +283,7 @@ def _timestamp(text: str) -> tuple[str, datetime | None]:
     found = _TIMESTAMPS.get(text)
     if found is not None:
         return found
-    value: datetime | None
-    try:  # the documented form, read as UTC in one call (the offset gives timezone.utc)
-        value = datetime.fromisoformat(text + "+00:00")
-    except ValueError:
-        value = _timestamp_other(text)
-    found = (text, value)
+    found = (text, convert_timestamp(text))
     if len(text) <= _CACHED_LENGTH:
         if len(_TIMESTAMPS) >= _CACHE_LIMIT:
             _TIMESTAMPS.clear()
@@ -289,7 +291,12 @@ def _timestamp(text: str) -> tuple[str, datetime | None]:
     return found
 
 
-def _timestamp_other(text: str) -> datetime | None:
+def convert_timestamp(text: str) -> datetime | None:
+    """`read_timestamp` without the cache."""
+    try:  # the documented form, read as UTC in one call (the offset gives timezone.utc)
+        return datetime.fromisoformat(text + "+00:00")
+    except ValueError:
+        pass
     try:
         value = datetime.fromisoformat(text)
     except ValueError:

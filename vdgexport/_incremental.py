@@ -40,7 +40,7 @@ from ._parse import (
     refuse_empty,
     refuse_unsafe,
 )
-from ._template import export_from_bytes, plain_body
+from ._template import exports_from_parts, plain_body
 
 __all__ = ["ListParser"]
 
@@ -152,7 +152,11 @@ def _split(data: bytes) -> tuple[bytes, list[bytes]] | None:
 
     Each export's bytes are what follows ``<export>``, up to and including ``</export>``.
     """
-    if b"<!" in data or b"<?" in data[5:]:
+    # "!" and "?" are rare in an answer: memchr-fast searches spare slower ones.
+    if b"!" in data and b"<!" in data:
+        return None
+    after = data.find(b"?>") + 2 if data.startswith((b"<?xml", b"\xef\xbb\xbf<?xml")) else 5
+    if data.find(b"?", max(after, 5)) >= 0 and data.find(b"<?", 5) >= 0:
         return None
     pieces = data.split(_OPEN)
     head = pieces[0]
@@ -165,11 +169,12 @@ def _split(data: bytes) -> tuple[bytes, list[bytes]] | None:
     pieces[-1] = last[:tail]
     parts = pieces[1:]
     for i, part in enumerate(parts):
-        inner, close, rest = part.partition(_CLOSE)
-        if not close or (rest and rest.strip(_XML_WS)):
+        if part.endswith(_CLOSE):
+            continue  # an earlier </export> in it would make its parse fail: refused
+        end = part.find(_CLOSE) + len(_CLOSE)
+        if end < len(_CLOSE) or part[end:].strip(_XML_WS):
             return None
-        if rest:
-            parts[i] = inner + close
+        parts[i] = part[:end]
     return head, parts
 
 
@@ -197,7 +202,7 @@ def _build(parts: list[bytes], plain: bool) -> Generator[None, None, list[Export
     for start in range(0, len(parts), _BATCH):
         batch = parts[start : start + _BATCH]
         with collector_paused():
-            plainly = [export_from_bytes(p) for p in batch] if plain else [None] * len(batch)
+            plainly = exports_from_parts(batch) if plain else [None] * len(batch)
             others = [p for p, m in zip(batch, plainly, strict=True) if m is None]
             parsed = iter(_parse_parts(others) if others else ())
             built.extend([next(parsed) if m is None else m for m in plainly])

@@ -75,7 +75,8 @@ def refuse_unsafe(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f")) or b"\x00" in data[:4]:
         raise ProtocolError("unsupported encoding: only UTF-8 and ASCII-compatible XML")
     encoding = document_encoding(data)
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+    # "!" is rare in an answer: one memchr-fast search spares two slower ones.
+    if b"!" in data and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
         if b"<!ENTITY" not in data and _is_html(data):
             raise ProtocolError("an HTML page, not XML (a proxy's error page?)")
         raise ProtocolError(_UNSAFE, unsafe=True)

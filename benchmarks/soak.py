@@ -16,8 +16,9 @@ the poller stopped, no request in flight, the HTTP client closed. Memory is samp
 
 Timeline, as fractions of the run: all watches of wave A start at 0; some of A are removed
 at 0.13; restart 1 at 0.27 (live ids answer -57: ``NOT_FOUND``), then wave B; restart 2 at
-0.53 with wave C added at once, so that B's low ids name new exports (``REPLACED``) and the
-others answer -57; some of C are removed at 0.67; every export left completes by the end.
+0.53 with wave C's exports added at once, so that B's low ids name new exports (``REPLACED``)
+and the others answer -57 (C's watches start after one tick); some of C are removed at 0.67;
+every export left completes by the end.
 
 To let the poller see each step of the clock without sleeping, a probe export whose
 progress moves at every step is watched too: once the probe reports the progress of the
@@ -407,12 +408,15 @@ async def _run(s: Settings, report: Report) -> None:
                 probe.export.expected = "NOT_FOUND"
                 reused = {str(n) for n in range(1, sizes[2] + 1)}  # ids count from 1 again
                 sc.restart(reused=reused)
-                # Wave C at once, before any poll: B's low ids now name C's exports.
+                # Wave C's exports at once, before any poll: B's low ids now name them.
                 remaining = sc.total * (steps - step) / steps * 0.9
                 wave_c = sc.add_wave(sizes[2], longest=remaining)
                 assert {e.export_id for e in wave_c} == reused
-                await watch_wave(wave_c, watches[2])
+                # One tick (the new probe's first poll) ends B's watches of those ids with
+                # REPLACED. Only then are C's watched: a watch of an id still polled would
+                # get the last snapshot at once (B's export) and then REPLACED too.
                 probe = await new_probe()
+                await watch_wave(wave_c, watches[2])
             if step % max(1, steps // 10) == 0:
                 sc.tally_requests()
                 report.memory.append(_memory_sample())

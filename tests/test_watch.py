@@ -11,6 +11,8 @@ import pytest
 
 import vdgexport
 from vdgexport import (
+    ConnectionLost,
+    ConnectionRestored,
     DeviceProgress,
     ExportCompleted,
     ExportRecovered,
@@ -57,6 +59,10 @@ def shape(event: WatchEvent) -> tuple[Any, ...]:
             return ("stalled",)
         case ExportRecovered():
             return ("recovered",)
+        case ConnectionLost():
+            return ("lost",)
+        case ConnectionRestored():
+            return ("restored",)
 
 
 async def take(events: vdgexport.Watch, n: int) -> list[WatchEvent]:
@@ -425,6 +431,8 @@ async def test_exhaustive_match_on_watch_event() -> None:
         ExportStatusChanged,
         ExportStalled,
         ExportRecovered,
+        ConnectionLost,
+        ConnectionRestored,
         ExportCompleted,
         ExportRemoved,
         ExportVanished,
@@ -495,7 +503,19 @@ async def test_restart_under_many_watches_confirms_each_missing_id_once(
         after = sim.requests[before:]
     per_id = [r.query["exportid"] for r in after if "exportid" in r.query]
     assert sorted(per_id) == sorted(ids)  # each confirmed exactly once
-    assert len(after) - len(per_id) <= 2  # the whole-list poll(s) that found them missing
+    assert max(confirmations_per_tick(after)) == 8  # at most 8 per list poll
+    assert len(after) - len(per_id) <= 50 // 8 + 2  # the list polls that found them missing
+
+
+def confirmations_per_tick(requests: list[Any]) -> list[int]:
+    """Per-id requests after each whole-list request."""
+    counts: list[int] = []
+    for request in requests:
+        if "exportid" not in request.query:
+            counts.append(0)
+        elif counts:
+            counts[-1] += 1
+    return counts
 
 
 class Special:

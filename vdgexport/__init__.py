@@ -14,6 +14,8 @@ from ._auth import SessionAuth
 from ._client import DEFAULT_MAX_RESPONSE_BYTES, Client
 from ._codec import event_from_dict, event_to_dict, export_from_dict, export_to_dict
 from ._events import (
+    ConnectionLost,
+    ConnectionRestored,
     DeviceProgress,
     ExportCompleted,
     ExportRecovered,
@@ -39,6 +41,7 @@ from ._exceptions import (
     VdgError,
 )
 from ._models import (
+    ClientStats,
     DeviceExport,
     DeviceSpan,
     Export,
@@ -58,6 +61,9 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ClientClosedError",
+    "ClientStats",
+    "ConnectionLost",
+    "ConnectionRestored",
     "DeviceExport",
     "DeviceProgress",
     "DeviceSpan",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -14,6 +14,7 @@ import httpx
 
 from ._events import ExportCompleted, ExportRemoved, ExportVanished
 from ._exceptions import (
+    ApiError,
     ClientClosedError,
     ExportRemovedError,
     ExportVanishedError,
@@ -23,7 +24,7 @@ from ._exceptions import (
 from ._incremental import ListParser
 from ._manage import check_answer, export_body, find_export_id, parse_info, remove_body
 from ._manage import require_exports as _require_exports
-from ._models import DeviceSpan, Export, ExportId, ExportList, ServerInfo
+from ._models import ClientStats, DeviceSpan, Export, ExportId, ExportList, ServerInfo
 from ._parse import parse_export
 from ._poller import Poller
 from ._retry import retrying
@@ -64,12 +65,16 @@ class Client:
         stall_after: seconds without progress after which a watch yields `ExportStalled`;
             ``None`` (the default) never does.
         transport: any `httpx.AsyncBaseTransport`, e.g. ``httpx.ASGITransport(app=simulator)``.
-        clock: the monotonic time source (seconds) of rates, ETAs and stall detection; tests
-            pass the simulator's `ManualClock`. Polling itself always runs in real time.
+        clock: the monotonic time source (seconds) of rates, ETAs, stall detection and
+            ``lost_after``; tests pass the simulator's `ManualClock`. Polling itself always
+            runs in real time.
         verify: HTTPS certificate checks: ``True`` (the system's CAs), a CA bundle path
             (a PEM file or a directory; e.g. the private CA that signed a VMS server's
             certificate), an `ssl.SSLContext`, or ``False`` (no check: avoid). A refused
             certificate is a `TransportError` at once, never retried; it ends a watch.
+        lost_after: seconds of failing polls of an export after which its watches yield
+            `ConnectionLost` (then `ConnectionRestored` at the first answer); ``None``
+            never does.
 
     Watching needs ``async with``: the client owns the task that polls. One-shot calls
     (`list_exports`, `get_export`) also work on a client that was never entered, until
@@ -97,22 +102,22 @@ class Client:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] | None = None,
         verify: Verify = True,
+        lost_after: float | None = 10.0,
     ) -> None:
         if poll_interval <= 0 or max_poll_interval <= 0:
             raise ValueError("poll intervals must be positive")
         url = httpx.URL(base_url)
+        self._requests = self._failures = 0  # for `stats`
         self._http = httpx.AsyncClient(
             auth=_auth(auth, url),
             transport=transport,
             timeout=timeout,
             follow_redirects=False,
             verify=ssl_verify(verify),
+            event_hooks={"request": [self._count_request]},  # logins included
         )
         self._io = HttpTransport(
-            self._http,
-            base_url,
-            timeout=timeout,
-            max_bytes=max_response_bytes,
+            self._http, base_url, timeout=timeout, max_bytes=max_response_bytes
         )
         self._poll = (poll_interval, max(poll_interval, max_poll_interval))
         self._poller = Poller(
@@ -123,6 +128,7 @@ class Client:
             max_poll_interval=max_poll_interval,
             outage_timeout=outage_timeout,
             stall_after=stall_after,
+            lost_after=lost_after,
             clock=clock or time.monotonic,
         )
         self._stack: AsyncExitStack | None = None
@@ -176,6 +182,23 @@ class Client:
         with anyio.CancelScope(shield=True):
             await self._http.aclose()
 
+    def stats(self) -> ClientStats:
+        """Counts of requests, failures and watches so far (`ClientStats`), also when closed."""
+        poller = self._poller
+        return ClientStats(self._requests, self._failures, poller.watches, poller.watched)
+
+    async def _count_request(self, request: httpx.Request) -> None:
+        self._requests += 1
+
+    @contextmanager
+    def _counting(self) -> Iterator[None]:
+        """Count a request that ends in an error (an `ApiError` is an answer, not one)."""
+        try:
+            yield
+        except VdgError as exc:
+            self._failures += not isinstance(exc, ApiError)
+            raise
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError("the Client is closed")
@@ -212,11 +235,14 @@ class Client:
 
     async def _fetch_list(self) -> ExportList:
         """One whole-list request; unchanged exports come back as the very same objects."""
-        body = await self._command(_STATUS)
-        return await self._lists.parse_async(body)
+        self._check_open()
+        with self._counting():
+            return await self._lists.parse_async(await self._command(_STATUS))
 
     async def _fetch_one(self, export_id: str) -> Export:
-        return parse_export(await self._command(_STATUS, exportid=export_id), export_id)
+        self._check_open()
+        with self._counting():
+            return parse_export(await self._command(_STATUS, exportid=export_id), export_id)
 
     async def _command(self, command: str, **params: str) -> bytes:
         self._check_open()
@@ -251,7 +277,8 @@ class Client:
         Raises:
             ExportRemovedError: the export was removed first (``.event`` is `ExportRemoved`).
             ExportVanishedError: the id vanished (``.event`` is `ExportVanished`).
-            TimeoutError: ``timeout`` seconds passed first.
+            TimeoutError: ``timeout`` seconds passed first (the message names the id and
+                the time waited).
             VdgError: the watch could not go on (see `Watch`).
 
         Example:
@@ -262,7 +289,7 @@ class Client:
                 print("no export:", exc.event)
             ```
         """
-        with anyio.fail_after(timeout):
+        with anyio.move_on_after(timeout) as deadline:
             async with self.watch(export_id) as events:
                 async for event in events:
                     if isinstance(event, ExportCompleted):
@@ -273,6 +300,8 @@ class Client:
                         raise ExportVanishedError(
                             f"export {export_id!r} vanished ({event.reason.value})", event
                         )
+        if deadline.cancelled_caught:
+            raise TimeoutError(f"export {str(export_id)!r} did not complete within {timeout:g} s")
         raise RuntimeError("the watch ended without a terminal event")  # pragma: no cover
 
     # -- managing exports ----------------------------------------------------------------
@@ -292,7 +321,8 @@ class Client:
         """
 
         async def fetch() -> bytes:
-            return await self._io.request("GET", "info", authenticate=False)
+            with self._counting():
+                return await self._io.request("GET", "info", authenticate=False)
 
         try:
             body = await self._retrying(fetch)
@@ -333,8 +363,9 @@ class Client:
         """
         self._check_open()
         body = export_body(spans, path=path, bandwidth_kbps=bandwidth_kbps)
-        answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
-        return find_export_id(answer)
+        with self._counting():
+            answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
+            return find_export_id(answer)
 
     async def remove_export(self, export_id: ExportId) -> None:
         """Remove an export (the vendor documents this for pending exports); retried.
@@ -351,8 +382,9 @@ class Client:
         body = remove_body(str(export_id))
 
         async def send() -> None:
-            answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
-            check_answer(answer)
+            with self._counting():
+                answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
+                check_answer(answer)
 
         await self._retrying(send)
 

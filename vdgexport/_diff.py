@@ -109,6 +109,15 @@ class Tracker:
             estimates[key] = (track.rate, _eta(device.progress, device.status, track.rate))
         return estimates
 
+    def estimates(self, export: Export) -> dict[DeviceKey, tuple[float | None, Any]]:
+        """``{device: (rate, eta)}`` of ``export`` as last estimated, nothing updated."""
+        estimates: dict[DeviceKey, tuple[float | None, Any]] = {}
+        for device in export.devices:
+            track = None if self.rates is None else self.rates.get(device.key)
+            rate = None if track is None else track.rate
+            estimates[device.key] = (rate, _eta(device.progress, device.status, rate))
+        return estimates
+
     def events(
         self,
         base: Export | Baseline | None,

@@ -10,6 +10,8 @@ from typing import Union
 from ._models import Export, ExportStatus
 
 __all__ = [
+    "ConnectionLost",
+    "ConnectionRestored",
     "DeviceProgress",
     "ExportCompleted",
     "ExportRecovered",
@@ -115,6 +117,42 @@ class ExportRecovered:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    """Polls for the export have failed without a break for ``lost_after`` seconds.
+
+    Not terminal: the watch goes on, and `ConnectionRestored` follows at the first poll
+    that answers. Once per outage; a watch that joins during one gets it at once.
+
+    Attributes:
+        export_id: the watched export.
+        observed_at: when the outage was noticed (aware UTC).
+        error: the last error as text, its type and message (e.g.
+            ``"TransportError: ConnectError for http://vdg/command: ..."``).
+        failing_for: how long the polls have failed so far.
+    """
+
+    export_id: str
+    observed_at: datetime
+    error: str
+    failing_for: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRestored:
+    """A poll answered again after `ConnectionLost` (not terminal).
+
+    Attributes:
+        export_id: the watched export.
+        observed_at: when the poll that answered came back (aware UTC).
+        down_for: how long the polls failed, from the first failure to this answer.
+    """
+
+    export_id: str
+    observed_at: datetime
+    down_for: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class ExportCompleted:
     """Terminal: the export completed.
 
@@ -167,6 +205,8 @@ WatchEvent = Union[  # noqa: UP007 - a runtime alias that works on Python 3.10
     ExportStatusChanged,
     ExportStalled,
     ExportRecovered,
+    ConnectionLost,
+    ConnectionRestored,
     ExportCompleted,
     ExportRemoved,
     ExportVanished,

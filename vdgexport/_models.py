@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import overload
 
 __all__ = [
+    "ClientStats",
     "DeviceExport",
     "DeviceSpan",
     "Export",
@@ -188,6 +189,32 @@ class ExportList:
 
 
 Sequence.register(ExportList)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """What a client has done so far: `Client.stats` (also on a closed client).
+
+    Attributes:
+        requests: HTTP requests sent, on every path: status polls, confirmations, logins,
+            ``/info``, ``exportVideo``.
+        failures: requests that ended in an error: a network failure or timeout, a non-2xx
+            status, an unusable body. An answer with a negative errorcode is an answer,
+            not a failure.
+        watches: open watches: entered or being iterated, not yet ended or left.
+        watched_ids: distinct export ids being polled.
+
+    Example:
+        ```python
+        stats = client.stats()
+        print(f"{stats.requests} requests, {stats.failures} failed, {stats.watches} watches")
+        ```
+    """
+
+    requests: int
+    failures: int
+    watches: int
+    watched_ids: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import anyio
-
+from . import _wakeup
 from ._diff import Baseline
 from ._events import (
     TERMINAL_TYPES,
@@ -17,12 +16,22 @@ from ._events import (
 )
 from ._models import Export, ExportStatus
 
-if TYPE_CHECKING:
-    from ._poller import Poller
-
-__all__ = ["Watch"]
+__all__ = ["Hub", "Watch"]
 
 CHECKPOINT_VERSION = 1
+_IDLE, _SUBSCRIBED, _DONE = 0, 1, 2
+
+
+class Hub(Protocol):
+    """What a watch is handed to get its events (the client's poller is one).
+
+    ``subscribe`` delivers through `Watch.deliver` and `Watch.fail`; ``unsubscribe`` stops
+    that at once.
+    """
+
+    def subscribe(self, watch: Watch) -> None: ...  # pragma: no cover - a protocol
+
+    def unsubscribe(self, watch: Watch) -> None: ...  # pragma: no cover - a protocol
 
 
 class Watch:
@@ -33,8 +42,11 @@ class Watch:
     the watch cannot go on (an outage longer than ``outage_timeout``, refused credentials,
     unsafe XML) and `ClientClosedError` when the client is closed under it.
 
-    Leaving early unsubscribes at once: use ``async with`` (or ``await watch.aclose()``); a
-    watch that is simply dropped after ``break`` is also unsubscribed when it is collected.
+    Leaving early unsubscribes at once, whichever way the consumer leaves: ``break`` (the
+    dropped watch unsubscribes when it is freed), leaving ``async with`` (or
+    ``await watch.aclose()``), or a cancellation of the task that waits for the next event
+    (a timeout around ``__anext__`` included: a later ``__anext__`` subscribes again and
+    goes on from what the consumer has read). No garbage collector is needed for any of it.
 
     A slow consumer loses nothing that matters: status and terminal events are kept, and
     unread progress of one device collapses to its newest value (``previous_progress`` then
@@ -55,34 +67,33 @@ class Watch:
     __slots__ = (
         "__weakref__",
         "_cells",
-        "_done",
         "_error",
-        "_poller",
+        "_hub",
         "_queue",
         "_ready",
         "_shown",
-        "_subscribed",
+        "_state",
         "baseline",
         "export_id",
     )
 
-    def __init__(
-        self, poller: Poller, export_id: str, resume: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, hub: Hub, export_id: str, resume: dict[str, Any] | None = None) -> None:
         self.export_id = export_id
-        self._poller = poller
-        #: What the watcher already knows (from a checkpoint): the first poll diffs from it.
-        self.baseline: Baseline | None = None if resume is None else _restore(export_id, resume)
+        self._hub = hub
+        #: What the watcher already knows (a checkpoint, or what it had read when it was
+        #: unsubscribed): the first answer after subscribing diffs from it.
+        self.baseline: Export | Baseline | None = (
+            None if resume is None else _restore(export_id, resume)
+        )
         self._shown: Export | None = None
         self._queue: deque[list[WatchEvent | None]] | None = None
         self._cells: dict[tuple[str, str], list[WatchEvent | None]] | None = None
-        self._ready: anyio.Event | None = None
+        self._ready: list[Any] | None = None  # the tasks waiting for the next event
         self._error: BaseException | None = None
-        self._done = False
-        self._subscribed = False
+        self._state = _IDLE
 
     def __repr__(self) -> str:
-        state = "done" if self._done else "open"
+        state = "done" if self._state == _DONE else "open"
         return f"<Watch export_id={self.export_id!r} {state}>"
 
     # -- consumer side -------------------------------------------------------------------
@@ -91,8 +102,8 @@ class Watch:
         return self
 
     async def __anext__(self) -> WatchEvent:
-        self._start()
         while True:
+            self._start()
             event = self._pop()
             if event is not None:
                 if isinstance(event, TERMINAL_TYPES):
@@ -102,11 +113,17 @@ class Watch:
                 error, self._error = self._error, None
                 # One error may end many watches: each raise starts a fresh traceback.
                 raise error.with_traceback(None)
-            if self._done:
+            if self._state == _DONE:
                 raise StopAsyncIteration
-            if self._ready is None or self._ready.is_set():
-                self._ready = anyio.Event()  # shared if several tasks wait on this watch
-            await self._ready.wait()
+            if self._ready is None:
+                self._ready = []
+            try:
+                await _wakeup.wait(self._ready)
+            except BaseException:
+                # Cancelled (or interrupted): the consumer may be gone for good, and the
+                # traceback keeps this frame, so this watch, alive. Unsubscribe now.
+                self._suspend()
+                raise
 
     async def __aenter__(self) -> Watch:
         self._start()
@@ -144,10 +161,12 @@ class Watch:
             ```
         """
         seen = self._seen()
+        if isinstance(seen, Export):
+            seen = Baseline.of(seen)
         body = {} if seen is None else seen.to_json()
         return {"version": CHECKPOINT_VERSION, "export_id": self.export_id, **body}
 
-    def _seen(self) -> Baseline | None:
+    def _seen(self) -> Export | Baseline | None:
         """What the consumer has read: the last export queued, less what is still unread.
 
         Unread events carry the values the consumer last saw (``previous_*``), so nothing
@@ -179,18 +198,28 @@ class Watch:
     # -- poller side ---------------------------------------------------------------------
 
     def _start(self) -> None:
-        if not self._subscribed and not self._done:
-            self._subscribed = True
-            self._poller.subscribe(self)
+        if self._state == _IDLE:
+            self._hub.subscribe(self)
+            if self._state == _IDLE:  # not ended by what subscribing delivered
+                self._state = _SUBSCRIBED
+
+    def _suspend(self) -> None:
+        """Unsubscribe, keeping what was read: a later `__anext__` subscribes again."""
+        if self._state == _SUBSCRIBED:
+            self._hub.unsubscribe(self)
+            self._state = _IDLE
+            if self._shown is not None:
+                self.baseline = self._shown
+            self._wake()  # another task waiting on this watch subscribes it again
 
     def _finish(self) -> None:
-        if self._subscribed and not self._done:
-            self._poller.unsubscribe(self)
-        self._done = True
+        if self._state == _SUBSCRIBED:
+            self._hub.unsubscribe(self)
+        self._state = _DONE
 
     def deliver(self, events: list[WatchEvent], export: Export | None = None) -> None:
         """Queue ``events`` (which lead to ``export``), collapsing unread device progress."""
-        if self._done:
+        if self._state == _DONE:
             return
         if export is not None:
             self._shown = export
@@ -218,14 +247,15 @@ class Watch:
 
     def fail(self, error: BaseException) -> None:
         """End this watch by raising ``error`` once its queued events are read."""
-        if not self._done:
+        if self._state != _DONE:
             self._error = error
-            self._done = True
+            self._state = _DONE
             self._wake()
 
     def _wake(self) -> None:
-        if self._ready is not None:
-            self._ready.set()
+        ready, self._ready = self._ready, None
+        if ready:
+            _wakeup.wake(ready)
 
     def _pop(self) -> WatchEvent | None:
         queue = self._queue

@@ -99,11 +99,32 @@ def test_demo_plain_output_has_no_escapes_and_ends_with_the_summary(
     ]
     assert "demo: removing export 4" in lines
     assert "demo: restarting the PluginManager (export ids are reset)" in lines
+    # The outage: each export still moving says so once, and once that the server is back.
+    lost = [line.split(":")[0] for line in lines if ": server unreachable for " in line]
+    back = [line.split(":")[0] for line in lines if ": server reachable again after " in line]
+    assert lost
+    assert sorted(lost) == sorted(back) == sorted(set(lost))
+    assert "export 1" not in lost  # it had completed
+    start, end = (
+        lines.index("demo: the server stops answering for a while"),
+        lines.index("demo: the server answers again"),
+    )
+    assert all(
+        start < i < end for i, line in enumerate(lines) if ": server unreachable for " in line
+    )
 
 
 def test_demo_json_is_events_with_every_outcome(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--speed", "200", "--json"]) == 0
     events = json_lines(capsys.readouterr().out)
+    lost = [e for e in events if e["type"] == "ConnectionLost"]
+    restored = [e for e in events if e["type"] == "ConnectionRestored"]
+    assert lost
+    assert sorted(e["export_id"] for e in lost) == sorted(e["export_id"] for e in restored)
+    assert set(lost[0]) == {"type", "export_id", "observed_at", "error", "failing_for"}
+    assert lost[0]["error"].startswith("TransportError: ConnectError")
+    failing_for = {e["export_id"]: e["failing_for"] for e in lost}
+    assert all(e["down_for"] >= failing_for[e["export_id"]] > 0 for e in restored)
     terminal = {e["export_id"]: e["type"] for e in events if e["type"] in TERMINAL_TYPES}
     assert terminal == {
         "1": "ExportCompleted",

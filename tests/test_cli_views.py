@@ -10,6 +10,8 @@ import pytest
 from rich.console import Console
 
 from vdgexport import (
+    ConnectionLost,
+    ConnectionRestored,
     DeviceExport,
     DeviceProgress,
     Export,
@@ -176,12 +178,29 @@ def test_the_live_view_says_how_long_the_server_has_been_unreachable() -> None:
     clock = Clock()
     board = Board(["1"], clock=clock)
     start(board, 1)
-    board.lost("1", "TransportError: ConnectError for http://vdg/command", timedelta(seconds=12))
+    error = "TransportError: ConnectError for http://vdg/command"
+    board.update(ConnectionLost("1", NOW, error, timedelta(seconds=12)))
     clock.now += 30
     lines = render(board, 80, 24)
-    assert lines[1].startswith("server unreachable for 0:42: TransportError: ConnectError")
-    board.restored("1")
-    assert not any("unreachable" in line for line in render(board, 80, 24))
+    assert lines[1].startswith(f"server unreachable for 42 s: {error}")
+    (row,) = [line for line in lines if line.startswith("1 D:")]
+    assert "Mbit/s" not in row  # nothing known now: no bandwidth, no ETA
+    assert "1:00" not in row
+    board.update(ConnectionRestored("1", NOW, timedelta(seconds=42)))
+    lines = render(board, 80, 24)
+    assert not any("unreachable" in line for line in lines)
+    assert "1:00" in next(line for line in lines if line.startswith("1 D:"))
+
+
+def test_plain_lines_say_when_the_server_is_unreachable_and_back() -> None:
+    console = Console(file=StringIO(), force_terminal=False)
+    view = make_view(console, Board(["1"]), json=False)
+    view.on_event(ConnectionLost("1", NOW, "TransportError: refused", timedelta(seconds=10.4)))
+    view.on_event(ConnectionRestored("1", NOW, timedelta(seconds=75)))
+    assert console.file.getvalue().splitlines() == [  # type: ignore[attr-defined]
+        "export 1: server unreachable for 10 s (TransportError: refused)",
+        "export 1: server reachable again after 1:15",
+    ]
 
 
 def test_status_of_one_export_keeps_each_guid_whole_at_80_columns() -> None:

@@ -13,7 +13,7 @@ import anyio
 import httpx
 from rich.console import Console
 
-from vdgexport import Client, DeviceSpan, WatchEvent
+from vdgexport import Client, ConnectionLost, DeviceSpan, WatchEvent
 from vdgexport.testing import SenseSimulator
 
 from .common import EXIT_OK, is_terminal, make_console
@@ -43,9 +43,11 @@ DEMO_EXPORTS = (
     DemoExport("D:\\Exports\\warehouse", (20, 35, 50, 65, 80, 100), 24000),
     DemoExport("D:\\Exports\\archive", (300, 900), 2000, fate="vanishes"),
 )
-#: Simulated seconds at which the demo removes an export, and restarts the PluginManager
-#: (not before every export that should complete has completed).
-REMOVE_AT, RESTART_AT = 50.0, 110.0
+#: Simulated seconds at which the demo removes an export, makes the server unreachable (for
+#: `OUTAGE` seconds), and restarts the PluginManager (not before every export that should
+#: complete has completed). Watches report the outage after `LOST_AFTER` seconds.
+REMOVE_AT, OUTAGE_AT, OUTAGE, RESTART_AT = 50.0, 60.0, 40.0, 110.0
+LOST_AFTER = 10.0
 #: Where the demo's recordings start (each device one minute after the previous one).
 RECORDED_FROM = datetime(2024, 1, 19, 10, 0, tzinfo=timezone.utc)
 
@@ -57,7 +59,8 @@ def register(commands: Any, options: Options) -> None:
         parents=[options.output],
         help="watch exports on the built-in simulator",
         description="Start the simulator in-process with several exports, remove one, "
-        "restart its PluginManager so another vanishes, and watch them all. "
+        "make the server unreachable for a few seconds, restart its PluginManager so "
+        "another vanishes, and watch them all. "
         "Takes about 15 seconds; exits 0.",
     )
     cmd.add_argument(
@@ -83,18 +86,20 @@ async def run_demo(console: Console, speed: float, json: bool) -> int:
         return (time.monotonic() - t0) * speed
 
     sim = SenseSimulator(clock=clock)
+    switch = _Switch(sim)
     poll = min(0.2, max(0.01, 2.0 / speed))
     async with Client(
         "http://simulator",
-        transport=httpx.ASGITransport(app=sim),
+        transport=httpx.ASGITransport(app=switch),
         poll_interval=poll,
         max_poll_interval=poll * 2,
+        lost_after=LOST_AFTER / speed,
     ) as client:
         ids = [await _create(client, sim, number, e) for number, e in enumerate(DEMO_EXPORTS, 1)]
         fates = {i: e.fate for i, e in zip(ids, DEMO_EXPORTS, strict=True)}
         board = Board(ids, title=f"vdgexport demo ({speed:g}x)")
         view = make_view(console, board, json=json)
-        director = _Director(client, sim, clock, speed, fates, view)
+        director = _Director(client, sim, switch, clock, speed, fates, view)
         with view:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(director.run)
@@ -124,40 +129,68 @@ def _uid(major: int, minor: int) -> str:
     return f"{{{major:04X}{minor:04X}-0000-4000-8000-{major:06X}{minor:06X}}}"
 
 
+class _Switch:
+    """The simulator behind a switch: while it is off, the server cannot be reached."""
+
+    def __init__(self, app: SenseSimulator) -> None:
+        self.app = app
+        self.off = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one ASGI connection, or refuse it as an unreachable server would."""
+        if self.off:
+            raise httpx.ConnectError("connection refused (the demo made the server unreachable)")
+        await self.app(scope, receive, send)
+
+
 class _Director:
-    """Removes one export mid-way, then restarts the PluginManager so another vanishes."""
+    """Removes one export mid-way, makes the server unreachable for a while, then restarts
+    the PluginManager so another export vanishes."""
 
     def __init__(
         self,
         client: Client,
         sim: SenseSimulator,
+        switch: _Switch,
         clock: Callable[[], float],
         speed: float,
         fates: dict[str, str],
         view: View,
     ) -> None:
         self.client, self.sim, self.clock, self.speed, self.view = client, sim, clock, speed, view
+        self.switch = switch
         self.fates = fates
         self.seen = {i: anyio.Event() for i in fates}
         self.ended = {i: anyio.Event() for i in fates}
+        self.lost_or_ended = {i: anyio.Event() for i in fates}
 
     def observe(self, event: WatchEvent) -> None:
-        """Note which exports have been seen, and which have ended."""
+        """Note which exports have been seen, which have ended, which saw the outage."""
         self.seen[event.export_id].set()
         if is_terminal(event):
             self.ended[event.export_id].set()
+        if is_terminal(event) or isinstance(event, ConnectionLost):
+            self.lost_or_ended[event.export_id].set()
 
     async def _until(self, simulated: float) -> None:
         await anyio.sleep(max(0.0, (simulated - self.clock()) / self.speed))
 
     async def run(self) -> None:
-        """The script: remove at `REMOVE_AT`, restart at `RESTART_AT`."""
+        """The script: remove, make the server unreachable, restart (at the times above)."""
         for export_id, fate in self.fates.items():
             if fate == "removed":
                 await self._until(REMOVE_AT)
                 await self.seen[export_id].wait()
                 self.view.note(f"demo: removing export {export_id}")
                 await self.client.remove_export(export_id)
+        await self._until(OUTAGE_AT)
+        self.view.note("demo: the server stops answering for a while")
+        self.switch.off = True
+        await self._until(OUTAGE_AT + OUTAGE)
+        for reported in self.lost_or_ended.values():  # however slow the machine
+            await reported.wait()
+        self.switch.off = False
+        self.view.note("demo: the server answers again")
         await self._until(RESTART_AT)
         for export_id, fate in self.fates.items():
             if fate == "completes":

@@ -15,7 +15,7 @@ __all__ = ["JUST_ENDED", "Board", "DeviceRow", "ExportRow", "Outage"]
 
 #: For how many seconds an export that ended stays at the top of the live view.
 JUST_ENDED = 5.0
-#: Events that carry the whole export (other events change no row: the connection's).
+#: Events that carry the whole export.
 _WITH_EXPORT = (
     vdgexport.ExportStatusChanged,
     vdgexport.ExportRecovered,
@@ -127,6 +127,10 @@ class Board:
         elif isinstance(event, _WITH_EXPORT):
             row.take(event.export)
             row.stalled = False
+        elif isinstance(event, vdgexport.ConnectionLost):
+            self.lost(event.export_id, event.error, event.failing_for)
+        elif isinstance(event, vdgexport.ConnectionRestored):
+            self.restored(event.export_id)
         outcome = outcome_of(event)
         if outcome is not None:
             row.outcome, row.ended_at = outcome, self.clock()

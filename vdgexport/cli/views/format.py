@@ -15,6 +15,7 @@ import vdgexport
 __all__ = [
     "STYLES",
     "fmt_bandwidth",
+    "fmt_duration",
     "fmt_eta",
     "middle",
     "outcome_of",
@@ -76,6 +77,16 @@ def fmt_eta(eta: timedelta | None) -> str:
     minutes, seconds = divmod(round(eta.total_seconds()), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def fmt_duration(duration: timedelta) -> str:
+    """How long something has lasted: ``0.4 s``, ``12 s``, then ``m:ss`` or ``h:mm:ss``."""
+    seconds = duration.total_seconds()
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return fmt_eta(duration)
 
 
 def fmt_bandwidth(kbps: float | None) -> str:

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .board import Board, DeviceRow, ExportRow
-from .format import fmt_bandwidth, fmt_eta, middle, progress_bar, short_uid, style_of
+from .format import fmt_bandwidth, fmt_duration, fmt_eta, middle, progress_bar, short_uid, style_of
 
 __all__ = ["LiveBoard"]
 
@@ -81,7 +81,7 @@ class LiveBoard:
         if outage is not None:
             down_for, error = outage
             yield Text(
-                f"server unreachable for {fmt_eta(down_for)}: {error}",
+                f"server unreachable for {fmt_duration(down_for)}: {error}",
                 style="bold white on red",
                 no_wrap=True,
                 overflow="ellipsis",
@@ -111,7 +111,8 @@ class LiveBoard:
         table.add_column("ETA", justify="right", no_wrap=True, width=eta)
         table.add_column("status", no_wrap=True, width=state)
         for row, devices, folded in shown.exports:
-            self._export_rows(table, row, devices, folded, name, bar)
+            stale = row.export_id in self.board.outages  # nothing fresh while unreachable
+            self._export_rows(table, row, devices, folded, name, bar, stale)
         if shown.hidden:
             more = f"… {len(shown.hidden)} more: {_tally(shown.hidden)}"
             table.add_row(Text(more, style="dim"))
@@ -119,9 +120,16 @@ class LiveBoard:
 
     @staticmethod
     def _export_rows(
-        table: Table, row: ExportRow, devices: list[DeviceRow], folded: int, name: int, bar: int
+        table: Table,
+        row: ExportRow,
+        devices: list[DeviceRow],
+        folded: int,
+        name: int,
+        bar: int,
+        stale: bool,
     ) -> None:
         ended = row.outcome is not None
+        blank = ended or stale  # no bandwidth or ETA: it ended, or nothing is known now
         failed = ended and row.outcome != "completed"
         label = Text.assemble(
             (row.export_id, "bold"), " ", (middle(row.path, name - len(row.export_id) - 1), "dim")
@@ -130,8 +138,8 @@ class LiveBoard:
             label,
             progress_bar(row.progress, row.status, failed, bar),
             f"{row.progress:5.1f}",
-            "" if ended else fmt_bandwidth(row.bandwidth_kbps),
-            "" if ended else fmt_eta(row.eta),
+            "" if blank else fmt_bandwidth(row.bandwidth_kbps),
+            "" if blank else fmt_eta(row.eta),
             Text(row.state, style=style_of(row.state)),
         )
         for n, dev in enumerate(devices):
@@ -142,7 +150,7 @@ class LiveBoard:
                 progress_bar(dev.progress, dev.status, failed, bar),
                 f"{dev.progress:5.1f}",
                 "",
-                fmt_eta(dev.eta) if state == "syncing" else "",
+                fmt_eta(dev.eta) if state == "syncing" and not stale else "",
                 Text(state, style=style_of(state)),
             )
         if folded:

@@ -11,7 +11,7 @@ import vdgexport
 
 from ..common import dumps
 from .board import Board, ExportRow
-from .format import fmt_bandwidth, fmt_eta, short_uid, state_of, vanish_note
+from .format import fmt_bandwidth, fmt_duration, fmt_eta, short_uid, state_of, vanish_note
 from .live import LiveBoard
 from .table import print_table
 
@@ -97,7 +97,7 @@ class LiveView(View):
 
 class PlainView(View):
     """Plain lines, no colours or cursor movement: status changes, every 10 % step of a
-    device, stalls, outages, and each outcome once."""
+    device, stalls, the server unreachable and back, and each outcome once."""
 
     def on_event(self, event: vdgexport.WatchEvent) -> None:
         """Print a line for this event if it says something new."""
@@ -125,9 +125,11 @@ class PlainView(View):
             return ": moving again"
         if isinstance(event, vdgexport.ExportVanished):
             return f": {row.outcome}: {vanish_note(event)}"
-        if isinstance(event, (vdgexport.ExportCompleted, vdgexport.ExportRemoved)):
-            return f": {row.outcome}"
-        return None
+        if isinstance(event, vdgexport.ConnectionLost):
+            return f": server unreachable for {fmt_duration(event.failing_for)} ({event.error})"
+        if isinstance(event, vdgexport.ConnectionRestored):
+            return f": server reachable again after {fmt_duration(event.down_for)}"
+        return f": {row.outcome}"
 
     @staticmethod
     def _progress(event: vdgexport.DeviceProgress, row: ExportRow) -> str | None:

@@ -244,8 +244,23 @@ async def test_remove_export_ends_a_watch_with_removed(
     assert isinstance(rest[-1], ExportRemoved)
     removal = b"<export><exportid>1</exportid><remove>true</remove></export>"
     assert [r.query for r in sim.requests if r.body == removal] == [{"command": "exportVideo"}]
-    await client.remove_export(export_id)  # a second removal is harmless
+    with pytest.raises(vdgexport.ExportNotFoundError):
+        await client.remove_export(export_id)  # a second call: gone, as far as removal goes
     assert sim.status_of(export_id) == "REMOVED"
+
+
+async def test_the_simulator_removes_pending_exports_only_unless_told_otherwise(
+    client: vdgexport.Client, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    done = sim.add_export(duration=10)
+    clock.advance(11)
+    with pytest.raises(vdgexport.ApiError, match="COMPLETED: only pending") as caught:
+        await client.remove_export(done)
+    assert caught.value.code == -18
+    assert sim.status_of(done) == "COMPLETED"
+    sim.remove_any_state = True  # a guess at a more lenient server
+    await client.remove_export(done)
+    assert sim.status_of(done) == "REMOVED"
 
 
 async def test_removing_an_unknown_export_is_not_found(
@@ -422,7 +437,7 @@ async def test_a_failed_login_is_an_authentication_error(login: httpx.Response, 
     assert len(transport.logins) == 1  # type: ignore[attr-defined]
 
 
-async def test_a_second_refusal_goes_back_as_an_authentication_error() -> None:
+async def test_a_refusal_right_after_a_login_goes_back_as_an_authentication_error() -> None:
     ok = httpx.Response(200, content=b"<result><sessionkey>K-1</sessionkey></result>")
     transport = fake_server(ok, refuse_commands=True)
     async with vdgexport.Client(
@@ -430,7 +445,7 @@ async def test_a_second_refusal_goes_back_as_an_authentication_error() -> None:
     ) as client:
         with pytest.raises(vdgexport.AuthenticationError, match="401"):
             await client.list_exports()
-    assert len(transport.logins) == 2  # type: ignore[attr-defined]
+    assert len(transport.logins) == 1  # type: ignore[attr-defined]  # no second login
 
 
 async def test_a_busy_login_is_retried_like_any_transient_failure() -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import AsyncGenerator, Generator
 from xml.sax.saxutils import escape
 
 import anyio
 import httpx
 
+from ._body import ACCEPT_ENCODING, read_capped_for_httpx
 from ._exceptions import ApiError, AuthenticationError, HTTPStatusError, ProtocolError
 from ._manage import check_answer, find_text
-from ._transport import read_capped, safe_url
+from ._transport import safe_url
 
 __all__ = ["MAX_LOGIN_BYTES", "SessionAuth"]
 
@@ -24,6 +26,50 @@ _REFUSED = (401, 403)
 #: Login answers that a retry may heal: they go back to the caller as they are.
 _TRANSIENT = frozenset({408, 425, 429})
 _COOKIE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]+")  # RFC 6265 cookie-octets
+#: A session key in a header as httpcore logs it (``Set-Cookie``, ``Cookie``), any case.
+_KEY_IN_TEXT = re.compile(r"(?i)(sessionkey\s*=\s*)[^\s;,'\"\\)\]]+")
+#: The loggers that may see a ``Set-Cookie`` or ``Cookie`` header: httpcore logs the
+#: response headers at DEBUG.
+_HEADER_LOGGERS = (
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.connection",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "httpx",
+    "vdgexport",
+)
+
+
+class _RedactSessionKeys(logging.Filter):
+    """Replaces session keys in log records by ``<redacted>``: every ``sessionkey=``
+    value, and the current key of every `SessionAuth` alive, wherever it appears."""
+
+    def __init__(self) -> None:
+        super().__init__("vdgexport.redact")
+        self.auths: weakref.WeakSet[SessionAuth] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        keys = [auth._key for auth in list(self.auths) if auth._key]
+        text = record.getMessage()
+        clean = _KEY_IN_TEXT.sub(r"\1<redacted>", text)
+        for key in keys:
+            clean = clean.replace(key, "<redacted>")
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+_REDACT = _RedactSessionKeys()
+
+
+def _guard_logs(auth: SessionAuth) -> None:
+    """Keep ``auth``'s session keys out of the records of every logger that may see them."""
+    _REDACT.auths.add(auth)
+    for name in _HEADER_LOGGERS:
+        found = logging.getLogger(name)
+        if _REDACT not in found.filters:
+            found.addFilter(_REDACT)
 
 
 class SessionAuth(httpx.Auth):
@@ -36,12 +82,17 @@ class SessionAuth(httpx.Auth):
     is not documented publicly. Requests then carry the cookie ``sessionkey=<key>``.
 
     When a request is refused with HTTP 401 or 403 (an expired session), it logs in again
-    once and repeats the request; concurrent requests share one new login. A second refusal
-    goes back to the client, which raises `AuthenticationError`. A refused login (HTTP 401
-    or 403, or a negative errorcode) or an answer without a key raises `AuthenticationError`.
+    once and repeats the request; concurrent requests share one new login. A refusal right
+    after a new login, or a second refusal, goes back to the client, which raises
+    `AuthenticationError` (never retried: it ends watches at once). A refused login (HTTP
+    401 or 403, or a negative errorcode) or an answer without a key raises
+    `AuthenticationError`. With `Client`, an answer with a negative errorcode that VDG
+    Sense does not document (an expired session may look like that) gets one new login and
+    one repeat; if it comes again, the `ApiError` is raised.
 
-    The password and the session key never appear in a log line, an exception or a
-    ``repr``. Works with `httpx.AsyncClient` only.
+    The password and the session key never appear in a log line (also with DEBUG logging of
+    httpx and httpcore, which log the ``Set-Cookie`` header that may carry the key), an
+    exception or a ``repr``. Works with `httpx.AsyncClient` only.
 
     Args:
         username: the VDG Sense user.
@@ -60,6 +111,7 @@ class SessionAuth(httpx.Auth):
         self._password = password
         self._key: str | None = None
         self._lock: anyio.Lock | None = None
+        _guard_logs(self)
 
     @property
     def username(self) -> str:
@@ -76,8 +128,13 @@ class SessionAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Log in if needed, send ``request`` with the session, log in again once if refused."""
+        """Log in if needed, send ``request`` with the session, log in again once if refused.
+
+        A session refused right after a new login is not logged in again: the refusal goes
+        back to the client, which raises `AuthenticationError`.
+        """
         sent = self._key
+        fresh = False
         for attempt in (0, 1):
             if sent is None or attempt:
                 if self._lock is None:
@@ -87,14 +144,32 @@ class SessionAuth(httpx.Auth):
                         answer = yield self._login_request(request)
                         if not await self._accept(answer):
                             return  # a transient failure: the caller sees that answer
+                    fresh = True
                     sent = self._key
             if sent is None:  # pragma: no cover - _accept sets it or raises
                 raise RuntimeError("no session key after a login")
             _use_session(request, sent)
             response = yield request
-            if response.status_code not in _REFUSED or attempt:
+            if response.status_code not in _REFUSED or fresh:
                 return
+            # httpx reads this answer before the next request: read it within a cap.
+            await read_capped_for_httpx(response, MAX_LOGIN_BYTES, safe_url(request.url))
             logger.info("session refused (HTTP %d); logging in again", response.status_code)
+
+    def _expire_session(self, request: httpx.Request) -> bool:
+        """Forget the session that ``request`` was sent with, so the next request logs in.
+
+        For an answer that may mean an expired session without saying so (an undocumented
+        negative errorcode). Returns whether ``request`` carried a session at all (then a
+        repeat makes sense); a session already replaced by another request is kept.
+        """
+        key = _session_of(request)
+        if key is None:
+            return False
+        if key == self._key:
+            logger.info("the session may have expired; logging in again")
+            self._key = None
+        return True
 
     def _login_request(self, request: httpx.Request) -> httpx.Request:
         prefix = request.url.path.rpartition("/")[0]
@@ -104,7 +179,11 @@ class SessionAuth(httpx.Auth):
             f"<AuthenticateUser><username>{escape(self._username)}</username>"
             f"<password>{escape(self._password)}</password></AuthenticateUser>"
         )
-        headers = {"Content-Type": "text/xml; charset=utf-8", "Cache-Control": "no-cache"}
+        headers = {
+            "Content-Type": "text/xml; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         extensions = {k: v for k, v in request.extensions.items() if k == "timeout"}
         return httpx.Request(
             "POST", url, content=body.encode(), headers=headers, extensions=extensions
@@ -123,7 +202,7 @@ class SessionAuth(httpx.Auth):
             return False
         if not 200 <= status < 300:
             raise HTTPStatusError(f"login at {where}: HTTP {status}", status_code=status)
-        body = await read_capped(answer, MAX_LOGIN_BYTES, where)
+        body = await read_capped_for_httpx(answer, MAX_LOGIN_BYTES, where)
         key = self._key_in(answer, body, where)
         if not _COOKIE_VALUE.fullmatch(key):
             raise ProtocolError(f"the session key from {where} cannot be sent as a cookie")
@@ -161,6 +240,16 @@ def _cookie_key(answer: httpx.Response) -> str | None:
     for cookie in answer.cookies.jar:
         if cookie.name.lower() == "sessionkey" and cookie.value:
             return cookie.value.strip()
+    return None
+
+
+def _session_of(request: httpx.Request) -> str | None:
+    """The ``sessionkey`` cookie that ``request`` carries, if any."""
+    for header in request.headers.get_list("cookie"):
+        for pair in header.split(";"):
+            name, _, value = pair.partition("=")
+            if name.strip().lower() == "sessionkey":
+                return value.strip()
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -12,10 +13,13 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 
+from ._auth import SessionAuth
+from ._checks import check_count, check_id, check_url, seconds
 from ._events import ExportCompleted, ExportRemoved, ExportVanished
 from ._exceptions import (
     ApiError,
     ClientClosedError,
+    ExportNotFoundError,
     ExportRemovedError,
     ExportVanishedError,
     HTTPStatusError,
@@ -29,7 +33,7 @@ from ._parse import parse_export
 from ._poller import Poller
 from ._retry import retrying
 from ._tls import Verify, ssl_verify
-from ._transport import HttpTransport
+from ._transport import HttpTransport, parsed_by
 from ._watch import Watch
 
 if sys.version_info >= (3, 11):
@@ -39,10 +43,14 @@ else:  # pragma: no cover
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Client"]
 
+logger = logging.getLogger("vdgexport")
+
 #: Default cap on the size of one answer: 16 MiB (about 12,000 exports of 4 devices).
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-_STATUS = "getExportVideoStatus"
+_LIST = {"command": "getExportVideoStatus"}
 _EXPORT_VIDEO = {"command": "exportVideo"}
+_FIND_ID = parsed_by(find_export_id)
+_CHECK = parsed_by(check_answer)
 _T = TypeVar("_T")
 
 
@@ -104,12 +112,22 @@ class Client:
         verify: Verify = True,
         lost_after: float | None = 10.0,
     ) -> None:
-        if poll_interval <= 0 or max_poll_interval <= 0:
-            raise ValueError("poll intervals must be positive")
-        url = httpx.URL(base_url)
+        url = check_url(base_url)
+        timeout = seconds("timeout", timeout)
+        poll_interval = seconds("poll_interval", poll_interval)
+        max_poll_interval = seconds("max_poll_interval", max_poll_interval)
+        outage_timeout = seconds("outage_timeout", outage_timeout, optional=True)
+        stall_after = seconds("stall_after", stall_after, optional=True)
+        lost_after = seconds("lost_after", lost_after, optional=True)
+        max_response_bytes = check_count("max_response_bytes", max_response_bytes)
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(
+                f"transport must be an httpx.AsyncBaseTransport, not {type(transport).__name__}"
+            )
+        session = _auth(auth, url)
         self._requests = self._failures = 0  # for `stats`
         self._http = httpx.AsyncClient(
-            auth=_auth(auth, url),
+            auth=session,
             transport=transport,
             timeout=timeout,
             follow_redirects=False,
@@ -117,7 +135,11 @@ class Client:
             event_hooks={"request": [self._count_request]},  # logins included
         )
         self._io = HttpTransport(
-            self._http, base_url, timeout=timeout, max_bytes=max_response_bytes
+            self._http,
+            str(url),
+            timeout=timeout,
+            max_bytes=max_response_bytes,
+            renew=session._expire_session if isinstance(session, SessionAuth) else None,
         )
         self._poll = (poll_interval, max(poll_interval, max_poll_interval))
         self._poller = Poller(
@@ -222,10 +244,15 @@ class Client:
         return await self._retrying(self._fetch_list)
 
     async def get_export(self, export_id: ExportId) -> Export:
-        """The export with this id; `ExportNotFoundError` if the server answers -57."""
+        """The export with this id; `ExportNotFoundError` if the server answers -57.
+
+        Raises:
+            TypeError, ValueError: ``export_id`` is not an id (see `check_id`).
+        """
+        text = check_id(export_id)
 
         async def fetch() -> Export:
-            return await self._fetch_one(str(export_id))
+            return await self._fetch_one(text)
 
         return await self._retrying(fetch)
 
@@ -237,12 +264,17 @@ class Client:
         """One whole-list request; unchanged exports come back as the very same objects."""
         self._check_open()
         with self._counting():
-            return await self._lists.parse_async(await self._command(_STATUS))
+            return await self._io.call("GET", "command", _LIST, self._lists.parse_async)
 
     async def _fetch_one(self, export_id: str) -> Export:
         self._check_open()
+        params = {**_LIST, "exportid": export_id}
+
+        def parse(body: bytes) -> Export:
+            return parse_export(body, export_id)
+
         with self._counting():
-            return parse_export(await self._command(_STATUS, exportid=export_id), export_id)
+            return await self._io.call("GET", "command", params, parsed_by(parse))
 
     async def _command(self, command: str, **params: str) -> bytes:
         self._check_open()
@@ -263,8 +295,9 @@ class Client:
                     print(event)
             ```
         """
+        text = check_id(export_id)
         self._check_open()
-        return Watch(self._poller, str(export_id), resume)
+        return Watch(self._poller, text, resume)
 
     async def wait_for_completion(
         self,
@@ -364,8 +397,7 @@ class Client:
         self._check_open()
         body = export_body(spans, path=path, bandwidth_kbps=bandwidth_kbps)
         with self._counting():
-            answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
-            return find_export_id(answer)
+            return await self._io.call("POST", "command", _EXPORT_VIDEO, _FIND_ID, content=body)
 
     async def remove_export(self, export_id: ExportId) -> None:
         """Remove an export (the vendor documents this for pending exports); retried.
@@ -376,15 +408,26 @@ class Client:
         ``command?command=exportVideo``, which is what `vdgexport.testing` implements.
         A watch of the export then ends with `ExportRemoved`.
 
+        A -57 that answers a repeated request (the answer to the first was lost) means that
+        the first removed the export: that is success.
+
         Raises:
-            ExportNotFoundError: the server answered -57 (no such export).
+            ExportNotFoundError: the server answered -57 (no such export) to the first request.
+            ApiError: the server refused (e.g. an export that is no longer pending).
         """
-        body = remove_body(str(export_id))
+        body = remove_body(check_id(export_id))
+        attempts = 0
 
         async def send() -> None:
-            with self._counting():
-                answer = await self._io.request("POST", "command", _EXPORT_VIDEO, content=body)
-                check_answer(answer)
+            nonlocal attempts
+            attempts += 1
+            try:
+                with self._counting():
+                    await self._io.call("POST", "command", _EXPORT_VIDEO, _CHECK, content=body)
+            except ExportNotFoundError:
+                if attempts == 1:
+                    raise
+                logger.info("export %r already gone after a repeated removal", export_id)
 
         await self._retrying(send)
 
@@ -393,7 +436,11 @@ def _auth(auth: httpx.Auth | tuple[str, str] | None, url: httpx.URL) -> httpx.Au
     """The `httpx.Auth` to use; credentials in the URL become Basic auth, so that no URL
     that is sent, logged (httpx logs request URLs) or shown carries a password."""
     if isinstance(auth, tuple):
+        if len(auth) != 2 or not all(isinstance(part, str) for part in auth):
+            raise TypeError("auth must be an httpx.Auth or a (username, password) pair of str")
         return httpx.BasicAuth(*auth)
+    if auth is not None and not isinstance(auth, httpx.Auth):
+        raise TypeError(f"auth must be an httpx.Auth or a pair, not {type(auth).__name__}")
     if auth is None and (url.username or url.password):
         return httpx.BasicAuth(url.username, url.password)
     return auth

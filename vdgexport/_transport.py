@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 from urllib.parse import quote
 
 import anyio
 import httpx
 
+from ._body import ACCEPT_ENCODING, read_capped
 from ._exceptions import (
+    ERROR_CODES,
+    ApiError,
     AuthenticationError,
     ClientClosedError,
     HTTPStatusError,
@@ -20,14 +23,13 @@ from ._exceptions import (
 from ._retry import RetryableStatus, parse_retry_after
 from ._tls import certificate_refused
 
-__all__ = ["HttpTransport", "query", "read_capped", "safe_url"]
+__all__ = ["HttpTransport", "parsed_by", "query", "safe_url"]
 
 logger = logging.getLogger("vdgexport")
 
+_T = TypeVar("_T")
 #: Statuses that a retry may heal.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: Chunks read at most after closing an abandoned body (a closed connection yields none).
-_DRAIN_CHUNKS = 4
 
 
 def query(params: Mapping[str, str]) -> str:
@@ -39,18 +41,34 @@ def query(params: Mapping[str, str]) -> str:
     return "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
 
 
+def parsed_by(parse: Callable[[bytes], _T]) -> Callable[[bytes], Awaitable[_T]]:
+    """``parse`` as the coroutine function that `HttpTransport.call` takes."""
+
+    async def run(body: bytes) -> _T:
+        return parse(body)
+
+    return run
+
+
 class HttpTransport:
     """GETs and POSTs to ``{base_url}/{path}`` returning the body, or raising a typed error.
 
-    One attempt per call: no retries here (see `retrying`). Every call is bounded by
+    One attempt per call: no retries here (see `_retry.retrying`). Every call is bounded by
     ``timeout`` seconds as a whole, whatever the transport (``httpx.ASGITransport`` ignores
     httpx's own timeouts), and a body is read only up to ``max_bytes``.
     """
 
     def __init__(
-        self, http: httpx.AsyncClient, base_url: str, *, timeout: float, max_bytes: int
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        timeout: float,
+        max_bytes: int,
+        renew: Callable[[httpx.Request], bool] | None = None,
     ) -> None:
         self._http = http
+        self._renew = renew
         # Credentials go in the client's auth (see `Client`), never in a URL that is sent,
         # logged (httpx logs request URLs) or shown.
         self._base = safe_url(httpx.URL(base_url)).rstrip("/")
@@ -75,6 +93,42 @@ class HttpTransport:
 
         ``authenticate=False`` sends it without the client's `httpx.Auth` (``/info``).
         """
+        body, _ = await self._request(method, path, params, content, authenticate)
+        return body
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        parse: Callable[[bytes], Awaitable[_T]],
+        *,
+        content: bytes | None = None,
+    ) -> _T:
+        """One request, its answer parsed by ``parse``.
+
+        With a session login (``renew``), an `ApiError` whose code VDG Sense does not
+        document may be an expired session: the session is renewed and the request repeated
+        once; the second answer stands.
+        """
+        body, sent = await self._request(method, path, params, content, True)
+        try:
+            return await parse(body)
+        except ApiError as exc:
+            if exc.code in ERROR_CODES or self._renew is None or not self._renew(sent):
+                raise
+            logger.info("undocumented error %d with a session; repeating once", exc.code)
+        body, _ = await self._request(method, path, params, content, True)
+        return await parse(body)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        authenticate: bool,
+    ) -> tuple[bytes, httpx.Request]:
         suffix = f"/{path}?{query(params)}" if params else f"/{path}"
         shown = url = self._base + suffix
         try:
@@ -90,7 +144,7 @@ class HttpTransport:
                     certificate_refused=True,
                 ) from exc
             raise TransportError(f"{type(exc).__name__} for {shown}: {exc}") from exc
-        except httpx.StreamError as exc:
+        except (httpx.HTTPError, httpx.StreamError) as exc:  # the answer broke off
             raise TransportError(f"{type(exc).__name__} for {shown}") from exc
         except RuntimeError as exc:
             if self._http.is_closed:  # `Client.aclose` ran while this request was waiting
@@ -99,8 +153,12 @@ class HttpTransport:
 
     async def _exchange(
         self, method: str, url: str, shown: str, content: bytes | None, authenticate: bool
-    ) -> bytes:
-        headers = {"Cache-Control": "no-cache", "Pragma": "no-cache"}
+    ) -> tuple[bytes, httpx.Request]:
+        headers = {
+            "Cache-Control": "no-cache",
+            "Pragma": "no-cache",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         if content is not None:
             headers["Content-Type"] = "text/xml; charset=utf-8"
         auth = httpx.USE_CLIENT_DEFAULT if authenticate else None
@@ -108,43 +166,11 @@ class HttpTransport:
             method, url, headers=headers, content=content, auth=auth
         ) as response:
             logger.debug("%s %s -> %d", method, shown, response.status_code)
-            _raise_for_status(response, shown)
+            _raise_for_status(response, shown, self._base)
             body = await read_capped(response, self._max_bytes, shown)
         if "html" in response.headers.get("content-type", "").lower():
             raise ProtocolError(f"an HTML page, not XML, from {shown} (a proxy's error page?)")
-        return body
-
-
-async def read_capped(response: httpx.Response, cap: int, shown: str) -> bytes:
-    """The body of ``response``, read only up to ``cap`` bytes, else `ProtocolError`.
-
-    Past the cap the connection is closed: the rest of the body is never read.
-    """
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise ProtocolError(f"answer of {declared} bytes exceeds the cap of {cap} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    body = response.aiter_bytes()
-    async for chunk in body:
-        size += len(chunk)
-        if size > cap:
-            await _abandon(response, body)
-            raise ProtocolError(f"answer from {shown} exceeds the cap of {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _abandon(response: httpx.Response, body: AsyncIterator[bytes]) -> None:
-    """Close the connection mid-body, and let httpx's chain of async generators end.
-
-    Leaving the generators suspended would have trio warn when they are collected
-    (httpx issue 3686); after ``aclose`` the next read ends them without reading more.
-    """
-    await response.aclose()
-    with contextlib.suppress(Exception):  # StopAsyncIteration, or the closed stream's error
-        for _ in range(_DRAIN_CHUNKS):
-            await body.__anext__()
+        return body, response.request
 
 
 def safe_url(url: httpx.URL) -> str:
@@ -152,11 +178,13 @@ def safe_url(url: httpx.URL) -> str:
     return str(url.copy_with(username=None, password=None, query=None, fragment=None))
 
 
-def _raise_for_status(response: httpx.Response, shown: str) -> None:
+def _raise_for_status(response: httpx.Response, shown: str, base: str) -> None:
     status = response.status_code
     if status < 300:
         return
     message = f"HTTP {status} {response.reason_phrase} from {shown}".rstrip()
+    if status == 404 and "/command" in shown:
+        message += f" (requests go to {base}/command; is this a VDG Sense server?)"
     if status in (401, 403):
         raise AuthenticationError(message, status_code=status)
     if status in _TRANSIENT_STATUSES or status >= 500:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
 from ._asgi import TEXT_TYPE, XML_TYPE, Response
 
 __all__ = ["DECLARATION", "ERRORS", "NOT_FOUND", "UNAUTHORIZED", "error", "ok", "xml"]
@@ -24,9 +26,9 @@ def xml(body: bytes) -> Response:
     return Response(200, XML_TYPE, DECLARATION + body)
 
 
-def error(code: int) -> Response:
+def error(code: int, description: str | None = None) -> Response:
     """``<result errorcode="code"><description>...</description></result>``."""
-    description = ERRORS.get(code, "General error")
+    description = escape(description or ERRORS.get(code, "General error"))
     return xml(
         f'<result errorcode="{code}"><description>{description}</description></result>'.encode()
     )

@@ -66,8 +66,15 @@ class Sessions:
         self._keys: set[str] = set()
         self.logins = 0
 
-    def login(self, body: bytes, credentials: tuple[str, str] | None) -> Response:
-        """Answer one ``/webservice`` message."""
+    @property
+    def keys(self) -> frozenset[str]:
+        """The keys of the live sessions."""
+        return frozenset(self._keys)
+
+    def login(
+        self, body: bytes, credentials: tuple[str, str] | None, in_cookie: bool = False
+    ) -> Response:
+        """Answer one ``/webservice`` message (the key in a ``Set-Cookie`` if ``in_cookie``)."""
         root = read_xml(body)
         if root is None:
             return error(-10)
@@ -81,6 +88,10 @@ class Sessions:
         key = secrets.token_hex(16)
         self._keys.add(key)
         self.logins += 1
+        if in_cookie:
+            answer = ok()
+            cookie = ("set-cookie", f"sessionkey={key}; Path=/; HttpOnly")
+            return Response(answer.status, answer.content_type, answer.body, (cookie,))
         return ok(f"<sessionkey>{escape(key)}</sessionkey>")
 
     def allows(self, headers: Iterable[tuple[bytes, bytes]], credentials: object) -> bool:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from xml.sax.saxutils import escape
 
-import anyio
-import anyio.from_thread
-import anyio.lowlevel
-
 from ._answers import DECLARATION, NOT_FOUND, UNAUTHORIZED, error, ok, xml
 from ._asgi import XML_TYPE, Receive, Response, Scope, Send, read_body, serve_lifespan
 from ._export_video import NewExport, read_export_video
 from ._exports import SimExport, durations_for, make_uid
-from ._faults import DEFAULT_RANDOM_FAULTS, Fault, FaultPlan, FaultSpec, fault_response
+from ._fault_control import FaultControl
+from ._faults import FaultPlan
 from ._requests import Hung, SimRequest, parse_query
 from ._sessions import Sessions
 
@@ -30,7 +26,7 @@ _LIST_HEAD = DECLARATION + b'<result errorcode="0"><exports count="%d">'
 _LIST_TAIL = b"</exports></result>"
 
 
-class SenseSimulator:
+class SenseSimulator(FaultControl):
     """A faithful, stateful SensePluginManager, served as an ASGI 3 app.
 
     Exports advance with ``clock`` (``time.monotonic`` unless given; it must never go
@@ -53,6 +49,16 @@ class SenseSimulator:
         export_rate: seconds of recording an ``exportVideo`` export writes per second of
             simulator time: a device with a 5-minute span takes 30 s at the default 10.
         export_pending: seconds an ``exportVideo`` export waits in ``PENDING`` first.
+        remove_any_state: the vendor documents removal (through ``exportVideo``) for pending
+            exports only, so by default removing an export that is neither ``SYNCING`` nor
+            ``PENDING`` answers error -18 with a description, and removing one already
+            ``REMOVED`` answers -57. ``True`` removes an export in any state: a guess at a
+            more lenient server, not documented behaviour.
+        session_error: with :attr:`credentials`, a command without a live session gets
+            HTTP 401 (``None``, the default), or HTTP 200 with this negative errorcode: the
+            vendor says every answer is XML, so an expired session may look like that.
+        session_cookie: the login answer gives the key in a ``Set-Cookie: sessionkey=...``
+            header instead of a ``<sessionkey>`` element.
     """
 
     def __init__(
@@ -69,6 +75,9 @@ class SenseSimulator:
         self.credentials = credentials
         self.export_rate = 10.0
         self.export_pending = 0.0
+        self.remove_any_state = False
+        self.session_error: int | None = None
+        self.session_cookie = False
         self._sessions = Sessions()
         self.requests: list[SimRequest] = []
         self._exports: dict[str, SimExport] = {}
@@ -207,6 +216,11 @@ class SenseSimulator:
         self._sessions.expire()
 
     @property
+    def session_keys(self) -> frozenset[str]:
+        """The keys of the live sessions (tests check that none reaches a log)."""
+        return self._sessions.keys
+
+    @property
     def login_count(self) -> int:
         """How many logins at ``/webservice`` succeeded."""
         return self._sessions.logins
@@ -222,51 +236,6 @@ class SenseSimulator:
             KeyError: no such export.
         """
         return self._export(export_id).status(self._clock())
-
-    # -- faults ----------------------------------------------------------------------------
-
-    def inject(
-        self,
-        fault: Fault,
-        *,
-        times: int = 1,
-        status: int = 503,
-        retry_after: float | None = None,
-        seconds: float = 0.0,
-    ) -> None:
-        """Serve ``fault`` to the next ``times`` requests to ``/command`` (first in, first out).
-
-        ``status`` and ``retry_after`` shape a :attr:`Fault.STATUS` answer, ``seconds`` the
-        delay of :attr:`Fault.LATENCY`. Example::
-
-            sim.inject(Fault.STATUS, status=503, retry_after=2, times=2)
-        """
-        spec = FaultSpec(fault, status=status, retry_after=retry_after, seconds=seconds)
-        self._faults.inject(spec, times)
-
-    def inject_random(
-        self, rate: float, *, seed: int = 0, faults: Sequence[Fault] = DEFAULT_RANDOM_FAULTS
-    ) -> None:
-        """From now on fail each ``/command`` request with probability ``rate``.
-
-        The fault is a random one of ``faults``; the draws come from ``random.Random(seed)``,
-        so a run is reproducible. Queued :meth:`inject` faults go first. ``rate=0`` turns it off.
-        """
-        self._faults.set_random(rate, seed, faults)
-
-    def release_hung(self) -> None:
-        """Let every request held by :attr:`Fault.HANG` answer now (callable from any thread)."""
-        hung, self._hung = self._hung, []
-        for held in hung:
-            if held.thread == threading.get_ident():
-                held.event.set()
-            else:
-                anyio.from_thread.run_sync(held.event.set, token=held.token)
-
-    @property
-    def hung_count(self) -> int:
-        """How many requests :attr:`Fault.HANG` holds right now."""
-        return len(self._hung)
 
     @property
     def request_count(self) -> int:
@@ -301,44 +270,17 @@ class SenseSimulator:
             return
         await answer().send(send)
 
-    async def _serve_fault(
-        self, spec: FaultSpec, answer: Callable[[], Response], send: Send
-    ) -> None:
-        if spec.fault is Fault.LATENCY:
-            await anyio.sleep(spec.seconds)
-        elif spec.fault is Fault.HANG:
-            await self._hang()
-        elif spec.fault is Fault.RESET:
-            await answer().send_then_reset(send)
-            return
-        elif spec.fault is Fault.TRUNCATED:
-            await answer().send_truncated(send)
-            return
-        else:
-            await fault_response(spec).send(send)
-            return
-        await answer().send(send)
-
-    async def _hang(self) -> None:
-        held = Hung(anyio.Event(), anyio.lowlevel.current_token())
-        self._hung.append(held)
-        try:
-            await held.event.wait()
-        finally:
-            if held in self._hung:
-                self._hung.remove(held)
-
     def _route(
         self, name: str, request: SimRequest, headers: list[tuple[bytes, bytes]]
     ) -> Response:
         if name == "command":
             if not self._sessions.allows(headers, self.credentials):
-                return UNAUTHORIZED
+                return UNAUTHORIZED if self.session_error is None else error(self.session_error)
             return self._command(request)
         if name == "info":
             return self._info()
         if name == "webservice":
-            return self._sessions.login(request.body, self.credentials)
+            return self._sessions.login(request.body, self.credentials, self.session_cookie)
         return NOT_FOUND
 
     def _command(self, request: SimRequest) -> Response:
@@ -360,8 +302,11 @@ class SenseSimulator:
         if isinstance(asked, NewExport):
             return ok(f"<exportid>{escape(self._create(asked))}</exportid>")
         export = self._exports.get(asked.export_id)
-        if export is None:
+        if export is None or (export.removed and not self.remove_any_state):
             return error(-57)
+        status = export.status(self._clock())
+        if status not in ("SYNCING", "PENDING") and not self.remove_any_state:
+            return error(-18, f"export {asked.export_id} is {status}: only pending exports")
         if not export.removed:
             self.remove_export(asked.export_id)
         return ok()

@@ -16,7 +16,7 @@ from ._exceptions import ApiError, AuthenticationError, HTTPStatusError, Protoco
 from ._manage import check_answer, find_text
 from ._transport import safe_url
 
-__all__ = ["MAX_LOGIN_BYTES", "SessionAuth"]
+__all__ = ["MAX_LOGIN_BYTES", "SessionAuth", "client_auth"]
 
 logger = logging.getLogger("vdgexport")
 
@@ -262,3 +262,17 @@ def _use_session(request: httpx.Request, key: str) -> None:
         if pair.strip() and pair.split("=", 1)[0].strip().lower() != "sessionkey"
     ]
     request.headers["Cookie"] = "; ".join([*kept, f"sessionkey={key}"])
+
+
+def client_auth(auth: httpx.Auth | tuple[str, str] | None, url: httpx.URL) -> httpx.Auth | None:
+    """The `httpx.Auth` to use; credentials in the URL become Basic auth, so that no URL
+    that is sent, logged (httpx logs request URLs) or shown carries a password."""
+    if isinstance(auth, tuple):
+        if len(auth) != 2 or not all(isinstance(part, str) for part in auth):
+            raise TypeError("auth must be an httpx.Auth or a (username, password) pair of str")
+        return httpx.BasicAuth(*auth)
+    if auth is not None and not isinstance(auth, httpx.Auth):
+        raise TypeError(f"auth must be an httpx.Auth or a pair, not {type(auth).__name__}")
+    if auth is None and (url.username or url.password):
+        return httpx.BasicAuth(url.username, url.password)
+    return auth

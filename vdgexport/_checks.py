@@ -7,7 +7,7 @@ from typing import overload
 
 import httpx
 
-__all__ = ["check_count", "check_id", "check_url", "seconds"]
+__all__ = ["check_count", "check_id", "check_transport", "check_url", "seconds"]
 
 _MAX_PORT = 65535
 
@@ -87,3 +87,14 @@ def check_id(export_id: int | str) -> str:
     except UnicodeEncodeError:
         raise ValueError(f"export id {export_id!r} cannot be sent (a lone surrogate)") from None
     return export_id
+
+
+def check_transport(
+    transport: httpx.AsyncBaseTransport | None,
+) -> httpx.AsyncBaseTransport | None:
+    """``transport`` if it is ``None`` or an `httpx.AsyncBaseTransport`, else `TypeError`."""
+    if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+        raise TypeError(
+            f"transport must be an httpx.AsyncBaseTransport, not {type(transport).__name__}"
+        )
+    return transport

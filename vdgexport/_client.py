@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 
-from ._auth import SessionAuth
-from ._checks import check_count, check_id, check_url, seconds
+from ._auth import SessionAuth, client_auth
+from ._checks import check_count, check_id, check_transport, check_url, seconds
 from ._events import ExportCompleted, ExportRemoved, ExportVanished
 from ._exceptions import (
     ApiError,
@@ -120,15 +120,11 @@ class Client:
         stall_after = seconds("stall_after", stall_after, optional=True)
         lost_after = seconds("lost_after", lost_after, optional=True)
         max_response_bytes = check_count("max_response_bytes", max_response_bytes)
-        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-            raise TypeError(
-                f"transport must be an httpx.AsyncBaseTransport, not {type(transport).__name__}"
-            )
-        session = _auth(auth, url)
+        session = client_auth(auth, url)
         self._requests = self._failures = 0  # for `stats`
         self._http = httpx.AsyncClient(
             auth=session,
-            transport=transport,
+            transport=check_transport(transport),
             timeout=timeout,
             follow_redirects=False,
             verify=ssl_verify(verify),
@@ -430,17 +426,3 @@ class Client:
                 logger.info("export %r already gone after a repeated removal", export_id)
 
         await self._retrying(send)
-
-
-def _auth(auth: httpx.Auth | tuple[str, str] | None, url: httpx.URL) -> httpx.Auth | None:
-    """The `httpx.Auth` to use; credentials in the URL become Basic auth, so that no URL
-    that is sent, logged (httpx logs request URLs) or shown carries a password."""
-    if isinstance(auth, tuple):
-        if len(auth) != 2 or not all(isinstance(part, str) for part in auth):
-            raise TypeError("auth must be an httpx.Auth or a (username, password) pair of str")
-        return httpx.BasicAuth(*auth)
-    if auth is not None and not isinstance(auth, httpx.Auth):
-        raise TypeError(f"auth must be an httpx.Auth or a pair, not {type(auth).__name__}")
-    if auth is None and (url.username or url.password):
-        return httpx.BasicAuth(url.username, url.password)
-    return auth

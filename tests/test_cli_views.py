@@ -272,3 +272,20 @@ def test_view_follows_the_output() -> None:
 def test_export_status_prints_as_the_server_writes_it() -> None:
     assert str(ExportStatus.COMPLETED) == "COMPLETED"
     assert f"{ExportStatus.SYNCING}" == "SYNCING"
+
+
+def test_exports_that_do_not_fit_are_counted_on_one_line() -> None:
+    clock = Clock()
+    board = Board([str(n) for n in range(1, 41)], title="Watching 40 export(s)", clock=clock)
+    for number in range(1, 41):
+        board.update(
+            ExportStatusChanged(
+                str(number), NOW, ExportStatus.SYNCING, None,
+                Export(str(number), f"D:\\Exports\\export_{number}", ExportStatus.SYNCING, 8.0, ()),
+            )
+        )  # fmt: skip
+    lines = render(board, 80, 24)
+    assert len(lines) == 23
+    assert lines[0] == "Watching 40 export(s) · 40 syncing"
+    assert [line.split()[0] for line in lines[2:-1]] == [str(n) for n in range(1, 21)]
+    assert lines[-1] == "… 20 more: 20 syncing"

@@ -88,7 +88,11 @@ class LiveBoard:
             )
         notes = board.notes[-2:]
         lines = height - 2 - (outage is not None) - len(notes) - 1  # title, header, last line
-        yield self._table(plan(rows, max(1, lines)), width)
+        shown = plan(rows, max(1, lines))
+        yield self._table(shown, width)
+        if shown.hidden:
+            more = f"… {len(shown.hidden)} more: {_tally(shown.hidden)}"
+            yield Text(more, style="dim", no_wrap=True, overflow="ellipsis")
         for note in notes:
             yield Text(note, style="dim", no_wrap=True, overflow="ellipsis")
 
@@ -113,9 +117,6 @@ class LiveBoard:
         for row, devices, folded in shown.exports:
             stale = row.export_id in self.board.outages  # nothing fresh while unreachable
             self._export_rows(table, row, devices, folded, name, bar, stale)
-        if shown.hidden:
-            more = f"… {len(shown.hidden)} more: {_tally(shown.hidden)}"
-            table.add_row(Text(more, style="dim"))
         return table
 
     @staticmethod

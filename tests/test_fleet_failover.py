@@ -7,6 +7,7 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
+import httpx
 import pytest
 
 import vdgexport
@@ -178,3 +179,29 @@ def test_publish_without_redis_or_name_is_bad_usage(
     code = main(["publish", "--url", "http://127.0.0.1:1", "--redis", "http://x", "--name", "s"])
     assert code == 1
     assert "not a Redis URL" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+async def test_publish_serves_its_metrics_and_health(
+    vdg_url: str, redis: RedisServer, sim: SenseSimulator
+) -> None:
+    sim.add_export(duration=10)
+    publisher = PublisherProcess(
+        vdg_url, redis.url, user="a", lease=LEASE, interval=INTERVAL, extra=["--metrics-port", "0"]
+    )
+    try:
+        line = publisher.lines[await publisher.says("metrics at")]
+        base = line.split("metrics at ", 1)[1].split("/metrics", 1)[0]
+        await publisher.says("leading")
+        async with httpx.AsyncClient(base_url=base) as http:
+            health = await http.get("/healthz")
+            assert (health.status_code, health.json()["role"]) == (200, "leading")
+            metrics = (await http.get("/metrics")).text
+            assert "vdgexport_leader 1.0" in metrics
+            redis.stop()
+            await publisher.says("Redis at")
+            health = await http.get("/healthz")
+            assert health.status_code == 503
+            assert "Redis unreachable" in health.json()["reason"]
+    finally:
+        publisher.close()

@@ -24,6 +24,7 @@ TRANSIENT = (
     coredis.exceptions.ConnectionError,
     coredis.exceptions.BusyLoadingError,
     coredis.exceptions.ReadOnlyError,
+    coredis.exceptions.NoScriptError,  # a Redis that restarted between loading and running
     TimeoutError,
     OSError,
 )

@@ -103,6 +103,7 @@ def test_leaving_a_sync_watch_early_unsubscribes(
             events = client.watch(left)
             next(events)
             events.close()
+        assert client.stats().watches == 0
         since = len(sim.requests)
         # One watched id is polled by id; had the first watch stayed, the list would be.
         for _ in client.watch(other):
@@ -124,8 +125,12 @@ def test_no_thread_is_left_behind_after_close(url: str, backend: str, sim: Sense
     watch = client.watch(eid)
     next(watch)
     client.get_export(eid)
+    assert client.stats().watches == 1
     client.close()
     assert set(threading.enumerate()) == before
+    final = client.stats()  # the final counts, also when closed
+    assert (final.watches, final.watched_ids) == (0, 0)
+    assert final.requests >= 2
     client.close()  # idempotent
     with pytest.raises(ClientClosedError):
         client.list_exports()

@@ -20,6 +20,7 @@ import vdgexport
 
 if TYPE_CHECKING:
     from vdgexport import (
+        ClientStats,
         DeviceSpan,
         Export,
         ExportId,
@@ -127,6 +128,10 @@ class SyncClient:
     def remove_export(self, export_id: ExportId) -> None:
         """Remove an export: `Client.remove_export`."""
         self._call(self._client.remove_export, export_id)
+
+    def stats(self) -> ClientStats:
+        """Counts of requests, failures and watches so far: `Client.stats` (also when closed)."""
+        return self._client.stats()
 
     def watch(self, export_id: ExportId, *, resume: dict[str, Any] | None = None) -> SyncWatch:
         """Watch one export: a plain iterator of `WatchEvent` (see `SyncWatch`)."""

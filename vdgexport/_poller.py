@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from ._diff import Tracker
 from ._exceptions import ClientClosedError, ExportNotFoundError, VdgError
@@ -143,6 +144,7 @@ class Poller(Subscriptions):
                         with anyio.move_on_after(wait):
                             await self._wake.wait()
                         continue
+                    await anyio.lowlevel.checkpoint()  # a tick due at once lets others run
                     await self._tick_safely()
         finally:
             self._running = False

@@ -219,3 +219,23 @@ async def test_a_trimmed_token_gives_a_resync_and_the_current_state(
     assert names(again) == ["ExportStatusChanged", "DeviceProgress"]
     assert again[1].event.export_id == export_id
     assert again[1].event.progress == 8.0  # type: ignore[union-attr]
+
+
+async def test_publish_ends_when_its_client_is_closed(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    sim.add_export(duration=10)
+    async with make_client(sim, clock) as client:
+        leader = Publisher(client, redis.url, name="site", lease=LEASE, list_interval=0.01)
+        with pytest.raises(BaseException) as info, anyio.fail_after(10):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(leader.run)
+                await until(lambda: leader.leading)
+                await client.aclose()
+    assert info.group_contains(vdgexport.ClientClosedError)  # type: ignore[attr-defined]
+
+
+async def test_a_subscription_must_be_entered(redis: RedisServer) -> None:
+    events = vdgexport.fleet.subscribe(redis.url, name="site")
+    with pytest.raises(RuntimeError, match="async with"):
+        await events.__anext__()

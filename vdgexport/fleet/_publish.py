@@ -185,7 +185,7 @@ class Publisher:
         while True:
             try:
                 listed = await self._client.list_exports()
-            except vdgexport.AuthenticationError:
+            except (vdgexport.AuthenticationError, vdgexport.ClientClosedError):
                 raise
             except vdgexport.VdgError as exc:
                 if not failing:
@@ -263,6 +263,8 @@ class Publisher:
                     after = state.after(event, watch.checkpoint())
                     await self._write(script, scope, export_id, event, after)
                     state = self._known[export_id] = after
+        except vdgexport.ClientClosedError:
+            raise
         except vdgexport.VdgError as exc:
             logger.warning("the watch of export %r failed (%s); it starts again", export_id, exc)
         except ValueError as exc:  # a stored checkpoint this version cannot read

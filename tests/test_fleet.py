@@ -249,3 +249,20 @@ async def test_a_subscription_must_be_entered(redis: RedisServer) -> None:
     events = vdgexport.fleet.subscribe(redis.url, name="site")
     with pytest.raises(RuntimeError, match="async with"):
         await events.__anext__()
+
+
+async def test_a_snapshot_says_whether_a_publisher_leads_and_lists_the_exports(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    empty = await vdgexport.fleet.snapshot(redis.url, name="site")
+    assert (empty.epoch, empty.leading, empty.exports) == (None, False, ())
+    ids = [sim.add_export(duration=10), sim.add_export(duration=20)]
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(publisher(client, redis.url))
+        async with vdgexport.fleet.subscribe(redis.url, name="site") as events:
+            await take(events, 4)
+        now = await vdgexport.fleet.snapshot(redis.url, name="site")
+        tasks.cancel_scope.cancel()
+    assert now.leading
+    assert now.epoch is not None
+    assert [e.export_id for e in now.exports] == ids

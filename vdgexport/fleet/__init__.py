@@ -19,6 +19,15 @@ Example:
 """
 
 from ._publish import Publisher, publish
+from ._snapshot import FleetSnapshot, snapshot
 from ._subscribe import FleetEvent, Subscription, subscribe
 
-__all__ = ["FleetEvent", "Publisher", "Subscription", "publish", "subscribe"]
+__all__ = [
+    "FleetEvent",
+    "FleetSnapshot",
+    "Publisher",
+    "Subscription",
+    "publish",
+    "snapshot",
+    "subscribe",
+]

@@ -113,6 +113,11 @@ class ExportState:
         )
 
 
+def export_order(export_id: str) -> tuple[int, int, str]:
+    """Sort key of export ids: numbers in numeric order, then other ids as text."""
+    return (0, int(export_id), "") if export_id.isdigit() else (1, 0, export_id)
+
+
 def state_events(text: str) -> list[WatchEvent]:
     """The first events of a stored state (for subscribers, who need no checkpoint)."""
     try:

@@ -27,7 +27,7 @@ from ._redis import (
     safe_url,
     unreachable_as_transient,
 )
-from ._state import TERMINAL, state_events
+from ._state import TERMINAL, export_order, state_events
 
 __all__ = ["FleetEvent", "Subscription", "subscribe"]
 
@@ -177,7 +177,7 @@ class Subscription:
             return
         epoch, last = str(reply[0]), str(reply[1])
         states = sorted(
-            zip(reply[2::2], reply[3::2], strict=True), key=lambda pair: _order(str(pair[0]))
+            zip(reply[2::2], reply[3::2], strict=True), key=lambda pair: export_order(str(pair[0]))
         )
         events: list[WatchEvent] = []
         for export_id, text in states:
@@ -217,10 +217,6 @@ class Subscription:
     def _emit(self, token: Token, event: WatchEvent) -> None:
         self._pending.append(FleetEvent(str(token), event, self._resync))
         self._resync = False
-
-
-def _order(export_id: str) -> tuple[int, int, str]:
-    return (0, int(export_id), "") if export_id.isdigit() else (1, 0, export_id)
 
 
 def subscribe(

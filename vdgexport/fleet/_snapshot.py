@@ -1,0 +1,61 @@
+"""`snapshot`: the fleet's current exports and whether a publisher leads, in one look."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import vdgexport
+
+from ._redis import SNAPSHOT, Keys, connect, unreachable_as_transient
+from ._state import ExportState, export_order
+
+__all__ = ["FleetSnapshot", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """What a fleet holds now.
+
+    Attributes:
+        epoch: the stream's epoch (``None``: no publisher has ever led, or Redis lost it).
+        leading: whether a publisher holds the lease now.
+        exports: the current state of every export the fleet knows, by id.
+    """
+
+    epoch: str | None
+    leading: bool
+    exports: tuple[vdgexport.Export, ...]
+
+
+async def snapshot(redis_url: str, *, name: str) -> FleetSnapshot:
+    """The current exports of fleet ``name`` and whether a publisher leads it.
+
+    For health checks and for ``GET /api/exports`` of ``vdgexport serve --redis``.
+
+    Raises:
+        ValueError: not a Redis URL, or a bad fleet name.
+        coredis.exceptions.ConnectionError: Redis is unreachable.
+
+    Example:
+        ```python
+        now = await vdgexport.fleet.snapshot("redis://localhost", name="site-a")
+        print(now.leading, [e.export_id for e in now.exports])
+        ```
+    """
+    keys = Keys.of(name)
+    redis = connect(redis_url)
+    with unreachable_as_transient():
+        async with redis:
+            script = redis.register_script(SNAPSHOT)
+            reply: list[Any] = await script(keys=keys.all(), args=[""])
+            leading = bool(await redis.exists([keys.lease]))
+    if not reply:
+        return FleetSnapshot(None, leading, ())
+    exports = []
+    for text in reply[3::2]:
+        export = ExportState.from_json(str(text)).export
+        if export is not None:
+            exports.append(export)
+    exports.sort(key=lambda e: export_order(e.export_id))
+    return FleetSnapshot(str(reply[0]), leading, tuple(exports))

@@ -136,7 +136,7 @@ class Publisher:
             self.leading = True
             try:
                 async with anyio.create_task_group() as tasks:
-                    tasks.start_soon(self._renew, redis, scope)
+                    tasks.start_soon(self._renew, scope)
                     await self._work(redis, tasks, scope)
             finally:
                 self.leading = False
@@ -144,7 +144,20 @@ class Publisher:
         reason = self._lost or "its lease ran out before it could renew it"
         logger.warning("lost the lead of fleet %r: %s", self._name, reason)
 
-    async def _renew(self, redis: coredis.Redis[str], scope: anyio.CancelScope) -> None:
+    async def _renew(self, scope: anyio.CancelScope) -> None:
+        """Renew the lease on connections of its own, never queued behind event writes."""
+        while True:
+            try:
+                with unreachable_as_transient():
+                    async with connect(self._url) as redis:
+                        await self._renew_on(redis, scope)
+                        return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                await anyio.sleep(self._lease / 10)  # the deadline steps down if this lasts
+
+    async def _renew_on(self, redis: coredis.Redis[str], scope: anyio.CancelScope) -> None:
         script = redis.register_script(RENEW)
         ms = int(self._lease * 1000)
         while True:

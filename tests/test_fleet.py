@@ -65,9 +65,9 @@ def publisher(client: vdgexport.Client, url: str, name: str = "site"):  # type: 
     return run
 
 
-async def until(check: Callable[[], bool]) -> None:
-    """Poll ``check`` until it holds (fails after 10 s)."""
-    with anyio.fail_after(10):
+async def until(check: Callable[[], bool], within: float = 10) -> None:
+    """Poll ``check`` until it holds (fails after ``within`` seconds)."""
+    with anyio.fail_after(within):
         while not check():  # noqa: ASYNC110 - what it waits for has no event to wait on
             await anyio.sleep(0.005)
 

@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import ByteReceiveStream, ByteSendStream, SocketStream
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import vdgexport
@@ -141,7 +141,7 @@ async def run_schedule(ops: list[str]) -> list[FleetEvent]:
                 else:
                     redis.restart()
             clock.advance(30)
-            await until(lambda: finished(seen, exports))
+            await until(lambda: finished(seen, exports), within=30)
             tasks.cancel_scope.cancel()
     finally:
         redis.stop()
@@ -162,6 +162,7 @@ def finished(seen: list[FleetEvent], exports: list[str]) -> bool:
 @settings(
     max_examples=int(os.environ.get("FLEET_EXAMPLES", "4")),
     deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: each run is seconds
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(ops=st.lists(st.sampled_from(["kill", "pause", "restart"]), min_size=1, max_size=3))

@@ -35,6 +35,8 @@ STRICTER = {
     "foreign encoding": "UTF-16/32 (a BOM or NUL bytes) or a declared encoding other than "
     "UTF-8, ASCII, ISO-8859-1 or windows-1252: in such an encoding the byte search for a "
     "DTD could be blind (UTF-7 writes `<` as `+ADw-`)",
+    "many attributes": "more than 1,000 attributes in one tag: expat's time grows faster "
+    "than linearly with them, and no answer has more than a few",
     "bom and declaration disagree": "a UTF-8 byte order mark before a declaration of "
     "another encoding: which one holds is ambiguous",
 }
@@ -155,6 +157,8 @@ def verdict(parse: object, data: bytes) -> ExportList | Exception:
 def why_stricter(data: bytes) -> str | None:
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         return "dtd bytes"
+    if data.count(b"=") > 1000:
+        return "many attributes"
     try:
         parse_document(data)
     except vdgexport.ProtocolError as exc:

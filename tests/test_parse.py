@@ -357,3 +357,13 @@ def test_short_texts_are_still_shared_between_answers() -> None:
     one, two = parse_export_list(body(export())), parse_export_list(body(export()))
     assert one[0].devices[0].server_id is two[0].devices[0].server_id
     assert one[0].devices[0].raw_start_time is two[0].devices[0].raw_start_time
+
+
+def test_a_tag_with_absurdly_many_attributes_is_refused_before_expat_sees_it() -> None:
+    many = " ".join(f'a{i}="v"' for i in range(1001))
+    data = body(export().replace("<export>", f"<export {many}>"))
+    for parse in (parse_export_list, ListParser().parse, parse_document):
+        with pytest.raises(ProtocolError, match="attributes"):
+            parse(data)
+    few = " ".join(f'a{i}="v"' for i in range(1000))
+    assert len(parse_export_list(body(export().replace("<export>", f"<export {few}>")))) == 1

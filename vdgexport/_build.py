@@ -10,6 +10,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import fields
 from datetime import datetime, timezone
+from itertools import compress
+from operator import attrgetter
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -51,11 +53,19 @@ def export_elements(root: Element) -> tuple[list[Element], int | None]:
     container = next(iter(_children(root, "exports")), None)
     if container is None:
         return [], None
-    return list(_children(container, "export")), int_or_none(container.get("count"))
+    children = list(container)
+    # One test per distinct tag, not per child: a list may hold a million unknown siblings.
+    every = set(map(_TAG, children))
+    tags = {t for t in every if t == "export" or local(t) == "export"}
+    if tags != every:
+        children = list(compress(children, map(tags.__contains__, map(_TAG, children))))
+    return children, int_or_none(container.get("count"))
 
 
 def export_from(elem: Element) -> Export:
     """One `Export` from its ``<export>`` element (unknown children are ignored)."""
+    if not len(elem):
+        return _EMPTY
     export_id = path = raw_status = raw_bandwidth = None
     devices: tuple[DeviceExport, ...] = ()
     for child in elem:
@@ -73,6 +83,9 @@ def export_from(elem: Element) -> Export:
         elif tag == "bandwidth":
             raw_bandwidth = child.text
     return export_from_texts(export_id, path, raw_status, raw_bandwidth, devices)
+
+
+_TAG = attrgetter("tag")
 
 
 def export_from_texts(
@@ -313,3 +326,6 @@ def convert_timestamp(text: str) -> datetime | None:
         return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
     except (OverflowError, ValueError):  # e.g. 9999-12-31 23:59:59-01:00
         return None
+
+
+_EMPTY = export_from_texts(None, None, None, None, ())  # every <export/> (models are frozen)

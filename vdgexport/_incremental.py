@@ -223,24 +223,30 @@ def _parse_parts(parts: list[bytes]) -> list[Export]:
 
 
 def _whole(data: bytes, encoding: str) -> _Steps:
-    """The answer parsed whole (not split): fed to expat in slices, models in batches."""
+    """The answer parsed whole (not split): fed to expat in slices, models in batches.
+
+    The collector stays paused throughout (closed, even on cancellation, by the generator's
+    close): between slices it would walk the growing tree again and again, and once the tree
+    is gone there is nothing left of it to walk.
+    """
     refuse_empty(data)
-    parser = XMLParser(encoding=encoding)
-    try:
-        for start in range(0, len(data), _SLICE):
-            with collector_paused():
+    with collector_paused():
+        parser = XMLParser(encoding=encoding)
+        try:
+            for start in range(0, len(data), _SLICE):
                 parser.feed(data[start : start + _SLICE])
-            if len(data) > _SLICE:
-                yield
-        root = check_root(parser.close())
-    except ParseError as exc:
-        raise malformed(data, exc) from None
-    check_envelope(root)
-    elements, count = export_elements(root)
-    exports: list[Export] = []
-    for start in range(0, len(elements), _BATCH):
-        with collector_paused():
+                if len(data) > _SLICE:
+                    yield
+            root = check_root(parser.close())
+        except ParseError as exc:
+            raise malformed(data, exc) from None
+        check_envelope(root)
+        elements, count = export_elements(root)
+        del root, parser
+        exports: list[Export] = []
+        for start in range(0, len(elements), _BATCH):
             exports.extend([export_from(e) for e in elements[start : start + _BATCH]])
-        if len(elements) > _BATCH:
-            yield
+            if len(elements) > _BATCH:
+                yield
+        del elements
     return ExportList(tuple(exports), count)

@@ -25,7 +25,7 @@ __all__ = ["exports_from_parts", "plain_body"]
 
 # Character data that needs no rewriting: not markup, not a reference, no carriage return,
 # and only characters XML allows (C0 controls but tab and line feed, U+FFFE/FFFF are not).
-_TEXT = r"([^<&\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*)"
+_TEXT = r"([^<&\x00-\x08\x0b-\x1f\ufffe\uffff]*)"  # \r is \x0d
 _DEVICE_TAGS = ("serverid", "deviceid", "starttime", "endtime", "progress", "status")
 _EXPORT_TAGS = ("exportid", "path", "status", "bandwidth")
 
@@ -33,19 +33,22 @@ _EXPORT_TAGS = ("exportid", "path", "status", "bandwidth")
 def _patterns(space: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
     """``(one export, one device, each export of a batch)`` with ``space`` between elements.
 
-    A batch is the exports' texts joined by NUL (never in XML): the third pattern matches
-    an export only from a batch's start or a NUL up to the next NUL.
+    A batch is the exports' texts each after a NUL (never in XML), and a NUL at the end:
+    the third pattern matches an export from a NUL up to the next NUL. Each pattern begins
+    with a literal where it can, which the engine searches for fast (a look-behind there
+    would make it try every position of a long text).
     """
 
     def element(tag: str) -> str:
         return f"<{tag}>{_TEXT}</{tag}>"
 
-    device = f"{space}<device>{space}{space.join(map(element, _DEVICE_TAGS))}{space}</device>"
+    device = f"<device>{space}{space.join(map(element, _DEVICE_TAGS))}{space}</device>"
     export = (
         f"{space}{space.join(map(element, _EXPORT_TAGS))}{space}<devices>"
-        f"((?:{device.replace('(', '(?:')})*){space}</devices>{space}</export>"
+        f"((?:{space}{device.replace('(', '(?:')})*){space}</devices>{space}</export>"
     )
-    return re.compile(export), re.compile(device), re.compile(f"(?<![^\x00]){export}\x00")
+    batch = f"\x00{export}(?=\x00)"
+    return re.compile(export), re.compile(device), re.compile(batch)
 
 
 # Written without white space between elements (as servers write), or with XML's white
@@ -57,9 +60,9 @@ _PATTERNS = (_patterns(""), _patterns(r"[ \t\r\n]*"))
 # cannot overlap or leave the devices' text: they cover it all exactly when the lengths of
 # their tags and texts add up to its length.
 _LOOSE = re.compile(
-    "(?<![^\x00])"
+    "\x00"
     + "".join(f"<{t}>{_TEXT}</{t}>" for t in _EXPORT_TAGS)
-    + "<devices>([^\x00]*)</devices></export>\x00"
+    + "<devices>([^\x00]*)</devices></export>(?=\x00)"
 )
 _DEVICE_TAGS_LENGTH = len("<device></device>") + sum(len(f"<{t}></{t}>") for t in _DEVICE_TAGS)
 
@@ -80,7 +83,7 @@ def exports_from_parts(parts: list[bytes]) -> list[Export | None]:
     joined = b"\x00".join(parts)
     if joined.count(b"\x00") == len(parts) - 1:
         try:
-            text = joined.decode() + "\x00"
+            text = "\x00" + joined.decode() + "\x00"
         except UnicodeDecodeError:
             text = ""
         rows = _LOOSE.findall(text) if text else []
@@ -90,11 +93,21 @@ def exports_from_parts(parts: list[bytes]) -> list[Export | None]:
             covered = texts + _DEVICE_TAGS_LENGTH * len(device_rows)
             if covered == sum(len(r[4]) for r in rows):
                 return _models(rows, device_rows)  # type: ignore[return-value]
-        for _, device, batch in _PATTERNS if text else ():
+        elif _spaced(text):
+            _, device, batch = _PATTERNS[1]
             rows = batch.findall(text)
             if len(rows) == len(parts):  # every export plain: read in one go
                 return _models(rows, device.findall(text))  # type: ignore[return-value]
     return _one_by_one(parts)
+
+
+_SPACE_AFTER_TAG = re.compile(r">[ \t\r\n]")
+
+
+def _spaced(text: str) -> bool:
+    """Whether ``text`` may hold white space between elements (else one pattern will do)."""
+    # One-character searches are memchr-fast; ">\n" in a text of many ">" is not.
+    return any(c in text for c in " \t\r\n") and _SPACE_AFTER_TAG.search(text) is not None
 
 
 def _models(rows: list[tuple[str, ...]], device_rows: list[DeviceRow]) -> list[Export]:
@@ -115,7 +128,7 @@ def _one_by_one(parts: list[bytes]) -> list[Export | None]:
             text = part.decode()
         except UnicodeDecodeError:
             continue
-        for export, device, _ in _PATTERNS:
+        for export, device, _ in _PATTERNS if _spaced(text) else _PATTERNS[:1]:
             found = export.fullmatch(text)
             if found is not None:
                 rows.append(found.groups())

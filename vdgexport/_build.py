@@ -53,13 +53,15 @@ def export_elements(root: Element) -> tuple[list[Element], int | None]:
     container = next(iter(_children(root, "exports")), None)
     if container is None:
         return [], None
-    children = list(container)
+    count = int_or_none(container.get("count"))
     # One test per distinct tag, not per child: a list may hold a million unknown siblings.
-    every = set(map(_TAG, children))
+    every = set(map(_TAG, container))
     tags = {t for t in every if t == "export" or local(t) == "export"}
-    if tags != every:
-        children = list(compress(children, map(tags.__contains__, map(_TAG, children))))
-    return children, int_or_none(container.get("count"))
+    if not tags:
+        return [], count
+    if tags == every:
+        return list(container), count
+    return list(compress(container, map(tags.__contains__, map(_TAG, container)))), count
 
 
 def export_from(elem: Element) -> Export:

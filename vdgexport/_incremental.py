@@ -63,7 +63,7 @@ _HEAD = re.compile(
 _TAIL = re.compile(rb"</exports" + _WS + rb">" + _WS + rb"</result" + _WS + rb">" + _WS)
 _XML_WS = b" \t\r\n"
 _SLICE = 1 << 20  # bytes of body per step
-_BATCH = 1000  # exports per step
+_BATCH = 500  # exports per step
 _Digest = bytes
 _Steps = Generator[None, None, ExportList]
 
@@ -126,6 +126,8 @@ class ListParser:
         if big:
             yield
         digests = yield from _digests(parts)
+        if big:
+            yield
         cache = self._cache
         missing = {d: p for d, p in zip(digests, parts, strict=True) if d not in cache}
         del parts
@@ -133,7 +135,10 @@ class ListParser:
         if not missing and last is not None and self._unchanged(head, digests, last):
             return last
         count = _envelope(head) if head != self._head or last is None else last.count
-        built = yield from _build(list(missing.values()), plain_body(data))
+        plain = plain_body(data)
+        if big:
+            yield
+        built = yield from _build(list(missing.values()), plain)
         fresh = dict(zip(missing, built, strict=True))
         exports = tuple(cache.get(d) or fresh[d] for d in digests)
         result = ExportList(exports, count)
@@ -201,7 +206,7 @@ def _build(parts: list[bytes], plain: bool) -> Generator[None, None, list[Export
     built: list[Export] = []
     for start in range(0, len(parts), _BATCH):
         batch = parts[start : start + _BATCH]
-        with collector_paused():
+        with collector_paused():  # a step's own models: walked once, after it
             plainly = exports_from_parts(batch) if plain else [None] * len(batch)
             others = [p for p, m in zip(batch, plainly, strict=True) if m is None]
             parsed = iter(_parse_parts(others) if others else ())
@@ -225,9 +230,9 @@ def _parse_parts(parts: list[bytes]) -> list[Export]:
 def _whole(data: bytes, encoding: str) -> _Steps:
     """The answer parsed whole (not split): fed to expat in slices, models in batches.
 
-    The collector stays paused throughout (closed, even on cancellation, by the generator's
-    close): between slices it would walk the growing tree again and again, and once the tree
-    is gone there is nothing left of it to walk.
+    The collector stays paused throughout, also across the checkpoints (the generator's
+    close ends the pause on cancellation): between slices it would walk the growing tree
+    again and again, and once the tree is gone there is nothing left of it to walk.
     """
     refuse_empty(data)
     with collector_paused():
@@ -242,7 +247,7 @@ def _whole(data: bytes, encoding: str) -> _Steps:
             raise malformed(data, exc) from None
         check_envelope(root)
         elements, count = export_elements(root)
-        del root, parser
+        del root, parser  # the tree goes before the collector may run again
         exports: list[Export] = []
         for start in range(0, len(elements), _BATCH):
             exports.extend([export_from(e) for e in elements[start : start + _BATCH]])

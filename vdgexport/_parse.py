@@ -213,7 +213,9 @@ def parse_export_list(data: bytes) -> ExportList:
     with collector_paused():
         root = parse_tree(data)
         check_envelope(root)
-        return exports_from(root)
+        exports = exports_from(root)
+        del root  # the tree goes before the collector may run again
+    return exports
 
 
 @contextmanager

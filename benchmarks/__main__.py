@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import bench_parse, bench_watch
+from . import bench_cold, bench_parse, bench_shapes, bench_watch
 from ._common import fmt_table, machine
+from ._report_cold import cold_tables, cold_targets
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -23,6 +24,8 @@ MODES: dict[str, dict[str, Any]] = {
     "full": {
         "parse_sizes": [1, 100, 10_000],
         "parse_repeat": 7,
+        "cold": (10_000, 13_600, 7),  # exports cold, exports at the 16 MiB cap, rounds
+        "shapes": (16 * 1024 * 1024, 3),
         "watch": bench_watch.Settings(
             ks=[1, 100, 1_000, 10_000],
             poll=0.5,
@@ -35,6 +38,8 @@ MODES: dict[str, dict[str, Any]] = {
     "quick": {
         "parse_sizes": [1, 100, 10_000],
         "parse_repeat": 3,
+        "cold": (10_000, 13_600, 3),
+        "shapes": (4 * 1024 * 1024, 2),
         "watch": bench_watch.Settings(
             ks=[1, 100, 1_000],
             poll=0.2,
@@ -47,6 +52,8 @@ MODES: dict[str, dict[str, Any]] = {
     "smoke": {
         "parse_sizes": [1, 10],
         "parse_repeat": 1,
+        "cold": (20, 60, 2),
+        "shapes": (64 * 1024, 1),
         "watch": bench_watch.Settings(
             ks=[1, 10],
             poll=0.05,
@@ -84,16 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     log(f"vdgexport benchmarks, {mode} run")
     parse = bench_parse.run(config["parse_sizes"], config["parse_repeat"], log=log)
+    cold = bench_cold.run(*config["cold"], log=log)
+    shapes = bench_shapes.run(*config["shapes"], log=log)
     watch = bench_watch.run(config["watch"], log=log)
     results = {
         "mode": mode,
         "command": _command(mode, args.output),
         "machine": machine(),
         "parse": parse,
+        "cold": cold,
+        "shapes": shapes,
         "watch": watch,
         "seconds": time.perf_counter() - started,
     }
-    results["targets"] = targets(results)
+    results["targets"] = targets(results) + cold_targets(cold, shapes)
     print(report(results))
     _write(args.output, results)
     return 0
@@ -220,8 +231,10 @@ def report(results: dict[str, Any]) -> str:
         f"{m['python']}, {m['platform']}; run took {results['seconds']:.0f} s.",
         "",
     ]
-    lines += [*_parse_table(results["parse"]), "", *_watch_tables(results["watch"])]
-    lines += ["", "### Targets (issue 5)", ""]
+    lines += [*_parse_table(results["parse"]), ""]
+    lines += [*cold_tables(results["cold"], results["shapes"]), ""]
+    lines += _watch_tables(results["watch"])
+    lines += ["", "### Targets (issues 5, 10 and 14)", ""]
     lines.append(
         fmt_table(
             ["target", "measured", "verdict"],

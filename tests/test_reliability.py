@@ -5,9 +5,11 @@ where a proxy changes what the client sees, raw sockets that misbehave. And secr
 from __future__ import annotations
 
 import base64
+import gzip
 import logging
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from vdgexport import ExportCompleted, ExportVanished, VanishReason, WatchEvent
 from vdgexport.testing import Fault, ManualClock, SenseSimulator
 
 from ._nginx import RawServer, free_port, nginx_proxy
+from ._raw import RawHTTP
+from ._raw import response as raw_response
 from ._servers import serve
 
 
@@ -277,6 +281,41 @@ async def test_100_mb_body_is_refused_at_the_cap_with_bounded_memory(
     assert server.accepted == 3  # a body over the cap may be a glitch: retried, like others
     assert server.finished == [False] * 3  # the client closed every one early
     assert max(server.sent) < size // 4
+
+
+def bomb(encoding: str, decoded: int) -> bytes:
+    """A compressed body of ``decoded`` zero bytes (about 1 MiB per GiB), built from one
+    fully flushed block repeated: no need to compress a gigabyte to make one."""
+    piece = 1 << 20
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    head = packer.compress(b"\0" * piece) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(b"\0" * piece) + packer.flush(zlib.Z_FULL_FLUSH)
+    return head + block * (decoded // piece - 1)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "gzip, gzip"])
+async def test_a_compressed_bomb_is_refused_at_the_cap_on_decoded_bytes(
+    clock: ManualClock, encoding: str
+) -> None:
+    """1 GiB of zeros in about 1 MiB of gzip (or deflate, or gzip twice), cap 1 MiB: refused,
+    and the memory used stays a small multiple of the cap, whatever the encoding."""
+    cap = 1 << 20
+    body = bomb("deflate" if encoding == "deflate" else "gzip", 1 << 30)
+    if encoding == "gzip, gzip":
+        body = gzip.compress(body)
+    assert len(body) < 2 * cap
+    answer = raw_response(body, headers=[("Content-Encoding", encoding)], length=False)
+    with RawHTTP(lambda request: answer) as server:
+        async with fast_client(server.url, clock, max_response_bytes=cap) as client:
+            tracemalloc.start()
+            try:
+                with anyio.fail_after(10), pytest.raises(vdgexport.ProtocolError, match="cap"):
+                    await client.list_exports()
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+    assert peak < 4 * cap  # 142 MiB before: httpx decodes each network chunk whole
+    assert len(server.requests) == 3  # refused like any answer over the cap, retried
 
 
 # -- found by the soak: a very long outage, and failures among confirmations --------------

@@ -30,7 +30,7 @@ from ._parse import parse_export
 from ._poller import Poller
 from ._retry import retrying
 from ._tls import Verify, ssl_verify
-from ._transport import HttpTransport, parsed_by
+from ._transport import HttpTransport, cookie_jar, parsed_by
 from ._watch import Watch
 
 if sys.version_info >= (3, 11):
@@ -119,6 +119,7 @@ class Client(ManageCalls):
         self._http = httpx.AsyncClient(
             auth=session,
             transport=check_transport(transport),
+            cookies=cookie_jar(),
             timeout=timeout,
             follow_redirects=False,
             verify=ssl_verify(verify),

@@ -36,6 +36,7 @@ MIN_EXPORT_VERSION = (2, 7, 3)
 _SHOWN_BYTES = 300
 _NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
+_MAX_VERSION_DIGITS = 9
 
 
 def shown(body: bytes) -> str:
@@ -172,7 +173,10 @@ def version_tuple(version: str) -> tuple[int, ...] | None:
     found = _VERSION.search(version)
     if found is None:
         return None
-    return tuple(int(part) for part in found.group().split("."))
+    parts = found.group().split(".")
+    if any(len(part) > _MAX_VERSION_DIGITS for part in parts):
+        return None  # not a version (and int() refuses over 4,300 digits)
+    return tuple(int(part) for part in parts)
 
 
 def require_exports(info: ServerInfo) -> ServerInfo:

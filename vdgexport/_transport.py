@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
+import re
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 from urllib.parse import quote
@@ -23,13 +26,36 @@ from ._exceptions import (
 from ._retry import RetryableStatus, parse_retry_after
 from ._tls import certificate_refused
 
-__all__ = ["HttpTransport", "parsed_by", "query", "safe_url"]
+__all__ = ["HttpTransport", "cookie_jar", "parsed_by", "query", "safe_url"]
 
 logger = logging.getLogger("vdgexport")
 
 _T = TypeVar("_T")
 #: Statuses that a retry may heal.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+_TOKEN = re.compile(r"[!#-'*+\-.0-9A-Z^-z|~]+")  # RFC 7230 tchar
+_COOKIE_OCTETS = re.compile(r"[!#-+\--:<-\[\]-~]*")  # RFC 6265 cookie-octets
+
+
+class _SendableCookies(http.cookiejar.DefaultCookiePolicy):
+    """Keep only cookies that can be sent back: a hostile ``Set-Cookie`` (a name or value
+    that is not ASCII) would otherwise break every later request of the client."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        name, value = cookie.name, cookie.value or ""
+        sendable = bool(_TOKEN.fullmatch(name)) and bool(_COOKIE_OCTETS.fullmatch(value))
+        return sendable and super().set_ok(cookie, request)
+
+
+def cookie_jar() -> http.cookiejar.CookieJar:
+    """The cookie jar of a client: cookies a server sets are kept only if they can be sent.
+
+    A `http.cookiejar.CookieJar` (not `httpx.Cookies`, which httpx would copy into a jar
+    of its own, without the policy).
+    """
+    return http.cookiejar.CookieJar(policy=_SendableCookies())
 
 
 def query(params: Mapping[str, str]) -> str:

@@ -185,3 +185,14 @@ def test_a_ca_bundle_that_cannot_be_read_is_a_value_error(tmp_path: Path) -> Non
         vdgexport.Client("https://vdg.example", verify=str(garbage))
     with pytest.raises(TypeError, match="verify"):
         vdgexport.Client("https://vdg.example", verify=1)  # type: ignore[arg-type]
+
+
+def test_sync_client_takes_the_same_verify(
+    https_url: str, ca_file: Path, sim: SenseSimulator
+) -> None:
+    eid = sim.add_export()
+    with vdgexport.SyncClient(https_url, verify=ca_file) as client:
+        assert client.get_export(eid).export_id == eid
+    with vdgexport.SyncClient(https_url) as client, pytest.raises(TransportError) as caught:
+        client.get_export(eid)
+    assert caught.value.certificate_refused

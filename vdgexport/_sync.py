@@ -35,7 +35,22 @@ __all__ = ["SyncClient", "SyncWatch"]
 _T = TypeVar("_T")
 
 
-class SyncClient:
+class _Closing:
+    """Leaving ``with`` calls ``close``."""
+
+    def close(self) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SyncClient(_Closing):
     """A blocking `Client`: the same calls, without ``await``.
 
     Args:
@@ -75,14 +90,6 @@ class SyncClient:
 
     def __enter__(self) -> SyncClient:
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the client (its watches end with `ClientClosedError`) and end its thread.
@@ -142,7 +149,7 @@ class SyncClient:
         return SyncWatch(self, self._call(make))
 
 
-class SyncWatch:
+class SyncWatch(_Closing):
     """The events of one watched export, as a plain iterator and a context manager.
 
     Made by `SyncClient.watch`; it yields what `Watch` yields and raises what it raises.
@@ -183,14 +190,6 @@ class SyncWatch:
     def __enter__(self) -> SyncWatch:
         self._client._call(self._watch.__aenter__)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop watching now (unsubscribe). Idempotent; also fine after the client closed."""

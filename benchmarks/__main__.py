@@ -287,7 +287,7 @@ def _parse_table(parse: dict[str, Any]) -> list[str]:
     else:
         bad = [f["file"] for f in hostile["files"] if not f["refused"]]
         out.append(
-            f"Hostile XML ({len(hostile['files'])} files in ../shared/hostile-xml): "
+            f"Hostile XML ({len(hostile['files'])} files in tests/data/hostile-xml): "
             + ("all refused with ProtocolError." if not bad else f"NOT refused: {', '.join(bad)}")
         )
     return out

@@ -8,7 +8,7 @@
 - naive: ``defusedxml.ElementTree.fromstring`` plus ``findtext`` per field, building the same
   models through their constructors (what a careful user writes by hand).
 
-It also checks, in the same run, that every hostile document in ``../shared/hostile-xml``
+It also checks, in the same run, that every hostile document in ``tests/data/hostile-xml``
 is still refused with `vdgexport.ProtocolError`.
 """
 
@@ -33,7 +33,7 @@ from ._common import best_of, simulator_body
 
 __all__ = ["HOSTILE_DIR", "naive_parse", "run"]
 
-HOSTILE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "hostile-xml"
+HOSTILE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "hostile-xml"
 _UTC = timezone.utc
 
 

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 import anyio
 import httpx
 
-from ._body import ACCEPT_ENCODING, read_capped_for_httpx
+from ._body import ACCEPT_ENCODING, OneChunk, read_capped_for_httpx
 from ._exceptions import ApiError, AuthenticationError, HTTPStatusError, ProtocolError
 from ._manage import check_answer, find_text
 from ._transport import safe_url
@@ -185,9 +185,10 @@ class SessionAuth(httpx.Auth):
             "Accept-Encoding": ACCEPT_ENCODING,
         }
         extensions = {k: v for k, v in request.extensions.items() if k == "timeout"}
-        return httpx.Request(
-            "POST", url, content=body.encode(), headers=headers, extensions=extensions
-        )
+        data = body.encode()
+        login = httpx.Request("POST", url, content=data, headers=headers, extensions=extensions)
+        login.stream = OneChunk(data)  # no async generator left suspended if cancelled
+        return login
 
     async def _accept(self, answer: httpx.Response) -> bool:
         """Take the session key from a login answer; ``False`` if it is a transient failure."""

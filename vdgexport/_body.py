@@ -16,7 +16,7 @@ import httpx
 
 from ._exceptions import ProtocolError
 
-__all__ = ["ACCEPT_ENCODING", "PIECE", "read_capped", "read_capped_for_httpx"]
+__all__ = ["ACCEPT_ENCODING", "PIECE", "OneChunk", "read_capped", "read_capped_for_httpx"]
 
 #: What the client asks for: the encodings decoded here in bounded pieces.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -25,6 +25,35 @@ PIECE = 64 * 1024
 #: Chunks read at most after closing an abandoned body (a closed connection yields none).
 _DRAIN_CHUNKS = 4
 _MAX_ENCODINGS = 4
+
+
+class OneChunk(httpx.AsyncByteStream):
+    """A body of known bytes, iterated by a plain iterator rather than an async generator
+    (as `httpx.ByteStream` is): a request cancelled while it is sent, or an answer left
+    unread, leaves no suspended generator for trio to warn about when it is collected."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Once(self._data)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class _Once:
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data or None
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
 
 
 class _Inflate:
@@ -149,7 +178,7 @@ async def read_capped_for_httpx(response: httpx.Response, cap: int, shown: str) 
     so that httpx's own ``aread()`` gives the same bytes instead of `httpx.StreamConsumed`.
     """
     body = await read_capped(response, cap, shown)
-    stream, response.stream = response.stream, httpx.ByteStream(body)
+    stream, response.stream = response.stream, OneChunk(body)
     if "content-encoding" in response.headers:
         del response.headers["content-encoding"]  # what it holds now is decoded
     if isinstance(stream, httpx.AsyncByteStream):

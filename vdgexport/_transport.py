@@ -13,7 +13,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from ._body import ACCEPT_ENCODING, read_capped
+from ._body import ACCEPT_ENCODING, OneChunk, read_capped
 from ._exceptions import (
     ERROR_CODES,
     ApiError,
@@ -188,12 +188,17 @@ class HttpTransport:
         if content is not None:
             headers["Content-Type"] = "text/xml; charset=utf-8"
         auth = httpx.USE_CLIENT_DEFAULT if authenticate else None
-        async with self._http.stream(
-            method, url, headers=headers, content=content, auth=auth
-        ) as response:
+        request = self._http.build_request(method, url, headers=headers)
+        if content is not None:
+            request.stream = OneChunk(content)
+            request.headers["Content-Length"] = str(len(content))
+        response = await self._http.send(request, auth=auth, stream=True)
+        try:
             logger.debug("%s %s -> %d", method, shown, response.status_code)
             _raise_for_status(response, shown, self._base)
             body = await read_capped(response, self._max_bytes, shown)
+        finally:
+            await response.aclose()
         if "html" in response.headers.get("content-type", "").lower():
             raise ProtocolError(f"an HTML page, not XML, from {shown} (a proxy's error page?)")
         return body, response.request

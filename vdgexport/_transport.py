@@ -189,8 +189,9 @@ class HttpTransport:
             headers["Content-Type"] = "text/xml; charset=utf-8"
         auth = httpx.USE_CLIENT_DEFAULT if authenticate else None
         request = self._http.build_request(method, url, headers=headers)
+        # httpx gives a GET an empty body that is an async generator too: replaced as well.
+        request.stream = OneChunk(content or b"")
         if content is not None:
-            request.stream = OneChunk(content)
             request.headers["Content-Length"] = str(len(content))
         response = await self._http.send(request, auth=auth, stream=True)
         try:

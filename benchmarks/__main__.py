@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick | --smoke] [--output FILE.json]``: run, print, save.
 
-Runs `bench_parse` and `bench_watch`, prints a table of each and of the targets of issue 5
-(PASS or MISS, for a reader: the exit status is 0 whatever the numbers), and writes every
+Runs `bench_parse`, `bench_cold`, `bench_shapes`, `bench_watch` and `bench_pacing`, prints
+a table of each and of the targets of issues 5, 10, 11 and 14 (PASS or MISS, for a reader:
+the exit status is 0 whatever the numbers), and writes every
 measurement as JSON (default ``benchmarks/results/latest.json``, which git ignores).
 """
 
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import bench_cold, bench_parse, bench_shapes, bench_watch
+from . import bench_cold, bench_pacing, bench_parse, bench_shapes, bench_watch
 from ._common import fmt_table, machine
 from ._report_cold import cold_tables, cold_targets
 
@@ -34,6 +35,7 @@ MODES: dict[str, dict[str, Any]] = {
             min_rounds=2,
             max_phase_seconds=90.0,
         ),
+        "pacing": {"joins": 40, "span": 1.0, "restart_ids": 500},
     },
     "quick": {
         "parse_sizes": [1, 100, 10_000],
@@ -48,6 +50,7 @@ MODES: dict[str, dict[str, Any]] = {
             min_rounds=2,
             max_phase_seconds=30.0,
         ),
+        "pacing": {"joins": 40, "span": 1.0, "restart_ids": 500},
     },
     "smoke": {
         "parse_sizes": [1, 10],
@@ -62,6 +65,7 @@ MODES: dict[str, dict[str, Any]] = {
             min_rounds=1,
             max_phase_seconds=10.0,
         ),
+        "pacing": {"joins": 8, "span": 0.2, "restart_ids": 20},
     },
 }
 
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     cold = bench_cold.run(*config["cold"], log=log)
     shapes = bench_shapes.run(*config["shapes"], log=log)
     watch = bench_watch.run(config["watch"], log=log)
+    pacing = bench_pacing.run(**config["pacing"], log=log)
     results = {
         "mode": mode,
         "command": _command(mode, args.output),
@@ -102,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         "cold": cold,
         "shapes": shapes,
         "watch": watch,
+        "pacing": pacing,
         "seconds": time.perf_counter() - started,
     }
-    results["targets"] = targets(results) + cold_targets(cold, shapes)
+    results["targets"] = (
+        targets(results) + cold_targets(cold, shapes) + bench_pacing.targets(pacing)
+    )
     print(report(results))
     _write(args.output, results)
     return 0
@@ -198,6 +206,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "verdict": _verdict(row["bytes_per_watch"] <= MEMORY_BYTES),
             }
         )
+        beyond = row.get("bytes_per_watch_beyond_bare_task")
+        out.append(
+            {
+                "target": f"idle watch with its consumer task, beyond a bare sleeping task, at "
+                f"K={row['k']:,} <= {MEMORY_BYTES} B" + _reduced(row["k"] < 10_000),
+                "measured": "-" if beyond is None else f"{beyond:,.0f} B",
+                "verdict": _verdict(None if beyond is None else beyond <= MEMORY_BYTES),
+            }
+        )
 
     poll = watch["settings"]["poll"]
     k = max((r["k"] for r in ours if r["k"] <= LATENCY_K), default=None)
@@ -234,7 +251,8 @@ def report(results: dict[str, Any]) -> str:
     lines += [*_parse_table(results["parse"]), ""]
     lines += [*cold_tables(results["cold"], results["shapes"]), ""]
     lines += _watch_tables(results["watch"])
-    lines += ["", "### Targets (issues 5, 10 and 14)", ""]
+    lines += ["", *bench_pacing.table(results["pacing"])]
+    lines += ["", "### Targets (issues 5, 10, 11 and 14)", ""]
     lines.append(
         fmt_table(
             ["target", "measured", "verdict"],
@@ -353,6 +371,8 @@ def _watch_tables(watch: dict[str, Any]) -> list[str]:
                 r["bytes_per_watch"],
                 r["peak_bytes_per_watch"],
                 r["bytes_per_watch_with_consumer_task"],
+                r.get("bytes_per_bare_task"),
+                r.get("bytes_per_watch_beyond_bare_task"),
             ]
             for r in watch["memory"]
         ]
@@ -361,7 +381,15 @@ def _watch_tables(watch: dict[str, Any]) -> list[str]:
             "Memory per idle watch (tracemalloc, in-process, simulator excluded):",
             "",
             fmt_table(
-                ["K", "impl", "bytes/watch", "peak bytes/watch", "bytes/watch with consumer task"],
+                [
+                    "K",
+                    "impl",
+                    "bytes/watch",
+                    "peak bytes/watch",
+                    "bytes/watch with consumer task",
+                    "bytes/bare task",
+                    "beyond a bare task",
+                ],
                 mrows,
             ),
         ]

@@ -2,7 +2,8 @@
 
 Setup per K: a `SenseSimulator` on a `ManualClock` holds K exports of 4 devices each:
 every tenth one (and the only one at K = 1) *moves* — the benchmark advances the clock by
-1 s of simulator time once per poll interval of real time (at a jittered phase), and each
+1 s of simulator time once per poll interval of real time on average (a random walk of
+steps of 0.5 to 1.5 poll intervals, so that its phase drifts against the poller), and each
 such step moves every device of a moving export by 0.1 % — while the others sit still,
 half of them SYNCING but paused, half PENDING.
 
@@ -326,13 +327,17 @@ async def _phase(
     requests0, rounds0 = len(world.sim.requests), harness.rounds()
     cpu0, start = time.process_time(), time.perf_counter()
     advances.recording = active
-    n = 0
+    n, moment = 0, start
     while True:
         n += 1
         done = n > ticks and harness.rounds() - rounds0 >= settings.min_rounds
         if done or time.perf_counter() - start > settings.max_phase_seconds:
             break
-        await _sleep_until(start + (n + rng.uniform(-0.4, 0.4)) * settings.poll)
+        # A random walk of mean poll_interval: the phase of the steps drifts against a
+        # poller that ticks exactly every poll_interval, as real changes do; a jitter
+        # around a fixed grid would lock the two and make the latency depend on the phase.
+        moment += rng.uniform(0.5, 1.5) * settings.poll
+        await _sleep_until(moment)
         if active:
             advances.step()
     if active:  # the window closes when the last step has reached every consumer
@@ -474,8 +479,9 @@ async def _ours_idle(world: World, settings: Settings, base: int, out: dict[str,
         out["bytes_per_watch"], out["peak_bytes_per_watch"] = _snapshot(world, base, k)
 
         async def consume(watch: vdgexport.Watch) -> None:
-            async for _ in watch:
-                pass
+            async with watch:  # as a service would: inside `async with`, waiting
+                async for _ in watch:
+                    pass
 
         async with anyio.create_task_group() as tasks:
             for watch in watches:
@@ -485,6 +491,24 @@ async def _ours_idle(world: World, settings: Settings, base: int, out: dict[str,
             tasks.cancel_scope.cancel()
         for watch in watches:
             await watch.aclose()
+    out["bytes_per_bare_task"] = await _bare_tasks(world, k)
+    out["bytes_per_watch_beyond_bare_task"] = (
+        out["bytes_per_watch_with_consumer_task"] - out["bytes_per_bare_task"]
+    )
+
+
+async def _bare_tasks(world: World, k: int) -> float:
+    """What K tasks sleeping in one task group cost each: the fair floor of a consumer."""
+    world.sim.requests.clear()
+    gc.collect()
+    before = tracemalloc.get_traced_memory()[0]
+    async with anyio.create_task_group() as tasks:
+        for _ in range(k):
+            tasks.start_soon(anyio.sleep, 3600.0)
+        await anyio.wait_all_tasks_blocked()
+        per_task, _ = _snapshot(world, before, k)
+        tasks.cancel_scope.cancel()
+    return per_task
 
 
 async def _naive_idle(world: World, settings: Settings, base: int, out: dict[str, Any]) -> None:
@@ -495,6 +519,8 @@ async def _naive_idle(world: World, settings: Settings, base: int, out: dict[str
         await harness.initial.wait()
         out["bytes_per_watch"], out["peak_bytes_per_watch"] = _snapshot(world, base, k)
         out["bytes_per_watch_with_consumer_task"] = out["bytes_per_watch"]
+        out["bytes_per_bare_task"] = None
+        out["bytes_per_watch_beyond_bare_task"] = None
 
     await _naive(world, advances, settings, "http://sim", _CopyingTransport(world.sim), phases)
 

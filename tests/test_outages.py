@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import anyio
 import pytest
@@ -23,24 +22,13 @@ from vdgexport.testing import Fault, ManualClock, SenseSimulator
 
 from ._servers import serve
 from .test_reliability import Failures
+from .test_reliability import fast_client as client_at
 
 
 @pytest.fixture
 def url(sim: SenseSimulator) -> Iterator[str]:
     with serve(sim) as base_url:
         yield base_url
-
-
-def client_at(url: str, clock: ManualClock, **options: Any) -> vdgexport.Client:
-    settings: dict[str, Any] = {
-        "poll_interval": 0.001,
-        "max_poll_interval": 0.004,
-        "timeout": 5.0,
-        "outage_timeout": None,
-        "clock": clock,
-        **options,
-    }
-    return vdgexport.Client(url, **settings)
 
 
 async def take(events: vdgexport.Watch, n: int) -> list[WatchEvent]:

@@ -1,0 +1,115 @@
+"""The relay over real loopback HTTP for tests: a simulator, a client, uvicorn; an SSE reader."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+import vdgexport
+from vdgexport.testing import ManualClock, SenseSimulator
+from vdgexport.web import create_app
+
+from ._servers import serve
+
+PREFIX = "/relay"
+
+
+class Counter:
+    """ASGI middleware in front of the simulator: the wall-clock time of each status request.
+
+    Another thread (the test's) can wait for the n-th request with `wait_for`.
+    """
+
+    def __init__(self, sim: SenseSimulator) -> None:
+        self.sim = sim
+        self.times: list[float] = []
+        self.queries: list[dict[str, str]] = []
+        self._arrived = threading.Condition()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/command"):
+            with self._arrived:
+                self.times.append(time.monotonic())
+                self.queries.append(dict(parse_qsl(scope["query_string"].decode())))
+                self._arrived.notify_all()
+        await self.sim(scope, receive, send)
+
+    def ids(self, n: int) -> str | None:
+        """The ``exportid`` of the n-th request (``None``: the whole list)."""
+        return self.queries[n].get("exportid")
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> None:
+        """Block until ``n`` requests in all have arrived (fails after ``timeout``)."""
+        with self._arrived:
+            assert self._arrived.wait_for(lambda: len(self.times) >= n, timeout), (
+                f"only {len(self.times)} of {n} requests arrived"
+            )
+
+
+@dataclass
+class Relay:
+    """A served relay: its base URL (with the mount prefix), simulator, clock and counter."""
+
+    url: str
+    sim: SenseSimulator
+    clock: ManualClock
+    counter: Counter
+    client: vdgexport.Client
+    poll: float = field(default=0.02)
+
+
+@contextmanager
+def relay(*, poll: float = 0.02, keepalive: float = 15.0, **client: Any) -> Iterator[Relay]:
+    """The relay mounted under `PREFIX` in a Starlette app whose lifespan owns the client."""
+    clock = ManualClock()
+    sim = SenseSimulator(clock=clock)
+    counter = Counter(sim)
+    settings: dict[str, Any] = {"poll_interval": poll, "max_poll_interval": poll, "clock": clock}
+    settings.update(client)
+    vdg = vdgexport.Client("http://sim", transport=httpx.ASGITransport(app=counter), **settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with vdg:
+            yield
+
+    app = Starlette(
+        lifespan=lifespan, routes=[Mount(PREFIX, app=create_app(vdg, keepalive=keepalive))]
+    )
+    with serve(app, lifespan="on") as base:
+        yield Relay(base + PREFIX, sim, clock, counter, vdg, poll)
+
+
+@dataclass
+class Sse:
+    """One event as read from the stream."""
+
+    type: str
+    data: dict[str, Any]
+    id: str | None
+
+
+async def sse_events(response: httpx.Response, comments: list[str] | None = None) -> AsyncIterator[Sse]:
+    """The events of an open ``text/event-stream`` response, until the server ends it."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "data" in fields:
+                yield Sse(fields.get("event", "message"), json.loads(fields["data"]), fields.get("id"))
+            fields = {}
+        elif line.startswith(":"):
+            if comments is not None:
+                comments.append(line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value

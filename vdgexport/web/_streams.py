@@ -1,0 +1,210 @@
+"""What the relay streams: one export's watch, or every listed export's, as SSE frames."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+
+import vdgexport
+
+from ._sse import Channel, comment, event_frame, frame
+
+__all__ = ["ListCache", "all_exports_stream", "error_text", "export_stream"]
+
+logger = logging.getLogger("vdgexport.web")
+_T = TypeVar("_T")
+_TIMEOUT: Any = object()
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as one line for a client: its type and message (never a secret: see §3)."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _closed(exc: BaseException) -> bool:
+    """Whether ``exc`` says the client was closed (`ClientClosedError` is a RuntimeError)."""
+    return isinstance(exc, RuntimeError)
+
+
+class ListCache:
+    """The server's whole list, fetched at most once per ``max_age`` for every consumer.
+
+    Concurrent callers share one request; `newer` lets a discovery loop wait for the next
+    list without asking for one of its own.
+    """
+
+    def __init__(
+        self,
+        client: vdgexport.Client,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = anyio.Lock()
+        self._list: vdgexport.ExportList | None = None
+        self._at = -math.inf
+        self.version = 0
+
+    async def get(self) -> vdgexport.ExportList:
+        """The list, fetched now unless one was fetched less than ``max_age`` ago."""
+        async with self._lock:
+            if self._list is None or self._clock() - self._at >= self._max_age:
+                self._at = self._clock()  # also on failure: failures are paced alike
+                self._list = await self._client.list_exports()
+                self.version += 1
+            return self._list
+
+    async def newer(self, version: int) -> tuple[int, vdgexport.ExportList]:
+        """Wait for a list newer than ``version``; return its version and the list.
+
+        A failed fetch is logged and tried again ``max_age`` later; only a closed client
+        ends the wait (by raising).
+        """
+        while True:
+            if self.version > version and self._list is not None:
+                return self.version, self._list
+            wait = self._at + self._max_age - self._clock()
+            if wait > 0:
+                await anyio.sleep(wait)
+                continue
+            try:
+                await self.get()
+            except vdgexport.VdgError as exc:
+                if _closed(exc):
+                    raise
+                logger.warning("listing exports failed: %s", error_text(exc))
+
+
+async def _next(source: Callable[[], Awaitable[_T]], timeout: float) -> _T:
+    """``await source()``, or `_TIMEOUT` after ``timeout`` seconds of nothing."""
+    with anyio.move_on_after(timeout):
+        return await source()
+    return _TIMEOUT  # type: ignore[no-any-return]
+
+
+async def _anext(watch: vdgexport.Watch) -> vdgexport.WatchEvent | None:
+    try:
+        return await watch.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def export_stream(
+    watch: vdgexport.Watch, channel: Channel, *, fresh: bool, keepalive: float
+) -> None:
+    """Stream ``watch`` to ``channel`` until its terminal event.
+
+    A ``fresh`` watch (no resume token) waits up to ``keepalive`` for its first event
+    before it answers, so that an id the server does not know gets a 404 instead of a
+    stream.
+    """
+    export_id = watch.export_id
+    async with watch:
+        try:
+            if fresh:
+                first = await _next(lambda: _anext(watch), keepalive)
+                if isinstance(first, vdgexport.ExportVanished) and first.last_seen is None:
+                    await channel.answer(404, {"error": f"no export {export_id!r}", "code": -57})
+                    return
+                if first is None:
+                    return
+                if first is not _TIMEOUT:
+                    await channel.write(event_frame(first, watch))
+                    if isinstance(first, vdgexport.TerminalEvent):  # type: ignore[misc,arg-type]
+                        return
+                else:
+                    await channel.write(comment())
+            while True:
+                event = await _next(lambda: _anext(watch), keepalive)
+                if event is _TIMEOUT:
+                    await channel.write(comment())
+                    continue
+                if event is None:
+                    return
+                await channel.write(event_frame(event, watch))
+                if isinstance(event, vdgexport.TerminalEvent):  # type: ignore[misc,arg-type]
+                    return
+        except (vdgexport.VdgError, RuntimeError) as exc:
+            await _fail(channel, export_id, exc)
+
+
+async def _fail(channel: Channel, export_id: str, exc: BaseException) -> None:
+    """The watch raised: a 502/503 answer before the stream started, else an error event."""
+    data = {"export_id": export_id, "error": error_text(exc)}
+    if channel.started:
+        await channel.write(frame("error", data))
+    else:
+        await channel.answer(503 if _closed(exc) else 502, data)
+
+
+async def all_exports_stream(
+    client: vdgexport.Client,
+    lists: ListCache,
+    channel: Channel,
+    *,
+    keepalive: float,
+    reset: bool,
+) -> None:
+    """Every listed export's events on one stream; exports listed later join it.
+
+    Starts with the current state of every export (what a new watch of each gives first),
+    preceded by an ``event: reset`` when the client reconnects (``reset``). Ends only when
+    the client is closed.
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](0)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_discover, client, lists, send, tasks)
+        await channel.write(frame("reset", {}) if reset else comment("connected"))
+        async with receive:
+            while True:
+                try:
+                    chunk = await _next(receive.receive, keepalive)
+                except anyio.EndOfStream:  # the discovery and every watch ended: closed
+                    return
+                await channel.write(comment() if chunk is _TIMEOUT else chunk)
+
+
+async def _discover(
+    client: vdgexport.Client,
+    lists: ListCache,
+    send: MemoryObjectSendStream[bytes],
+    tasks: TaskGroup,
+) -> None:
+    """Start a watch for every export listed, now and whenever a new one appears."""
+    watching: dict[str, Any] = {}
+    version = 0
+    async with send:
+        while True:
+            try:
+                version, exports = await lists.newer(version)
+            except (vdgexport.VdgError, RuntimeError):
+                return  # the client is closed
+            for export in exports:
+                if watching.get(export.export_id) != export.fingerprint:
+                    watching[export.export_id] = export.fingerprint
+                    tasks.start_soon(_follow, client, export.export_id, send.clone())
+
+
+async def _follow(
+    client: vdgexport.Client, export_id: str, send: MemoryObjectSendStream[bytes]
+) -> None:
+    async with send:
+        try:
+            async with client.watch(export_id) as watch:
+                async for event in watch:
+                    await send.send(event_frame(event, watch))
+        except (vdgexport.VdgError, RuntimeError) as exc:
+            if not _closed(exc):
+                data = {"export_id": export_id, "error": error_text(exc)}
+                await send.send(frame("error", data))
+        except ValueError:  # an id the client cannot send: that export alone is skipped
+            logger.warning("cannot watch export %r", export_id)

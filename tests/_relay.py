@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -99,17 +100,52 @@ class Sse:
     id: str | None
 
 
-async def sse_events(response: httpx.Response, comments: list[str] | None = None) -> AsyncIterator[Sse]:
-    """The events of an open ``text/event-stream`` response, until the server ends it."""
-    fields: dict[str, str] = {}
-    async for line in response.aiter_lines():
-        if line == "":
-            if "data" in fields:
-                yield Sse(fields.get("event", "message"), json.loads(fields["data"]), fields.get("id"))
-            fields = {}
-        elif line.startswith(":"):
-            if comments is not None:
-                comments.append(line[1:].strip())
-        else:
-            name, _, value = line.partition(":")
-            fields[name] = value[1:] if value.startswith(" ") else value
+class SseStream:
+    """The events of an open ``text/event-stream`` response, until the server ends it.
+
+    An async iterator (not a generator), closed with `aclose`: it ends httpx's chain of
+    async generators so that trio does not warn about them (httpx issue 3686).
+    """
+
+    def __init__(self, response: httpx.Response, comments: list[str] | None = None) -> None:
+        self.response = response
+        self.comments = comments if comments is not None else []
+        self._lines = response.aiter_lines()
+
+    def __aiter__(self) -> SseStream:
+        return self
+
+    async def __anext__(self) -> Sse:
+        fields: dict[str, str] = {}
+        async for line in self._lines:
+            if line == "":
+                if "data" in fields:
+                    data = json.loads(fields["data"])
+                    return Sse(fields.get("event", "message"), data, fields.get("id"))
+                fields = {}
+            elif line.startswith(":"):
+                self.comments.append(line[1:].strip())
+            else:
+                name, _, value = line.partition(":")
+                fields[name] = value[1:] if value.startswith(" ") else value
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Close the connection (the subscriber goes away) and end the generators."""
+        await self.response.aclose()
+        with contextlib.suppress(Exception):
+            for _ in range(100):
+                await self._lines.__anext__()
+
+
+@asynccontextmanager
+async def sse(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[SseStream]:
+    """``GET url`` as a stream of events; leaving the block closes the connection."""
+    async with http.stream("GET", url, headers=headers) as response:
+        stream = SseStream(response)
+        try:
+            yield stream
+        finally:
+            await stream.aclose()

@@ -84,7 +84,7 @@ def frame(event_type: str, data: dict[str, Any], token: str | None = None) -> by
 def event_frame(event: vdgexport.WatchEvent, watch: vdgexport.Watch) -> bytes:
     """``event`` as read from ``watch``, with the watch's checkpoint after it as its id."""
     data = vdgexport.event_to_dict(event)
-    end = isinstance(event, vdgexport.TerminalEvent)  # type: ignore[misc,arg-type]
+    end = isinstance(event, vdgexport.TerminalEvent)  # type: ignore[arg-type]
     return frame(str(data["type"]), data, encode_token(watch.checkpoint(), end=end))
 
 
@@ -105,9 +105,7 @@ class Channel:
         """Send ``chunk``, starting the ``text/event-stream`` response first if need be."""
         if not self.started:
             self.started = True
-            await self._send(
-                {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
-            )
+            await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     async def answer(self, status: int, data: dict[str, Any] | None = None) -> None:

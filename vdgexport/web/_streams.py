@@ -49,13 +49,15 @@ class ListCache:
         self._client = client
         self._max_age = max_age
         self._clock = clock
-        self._lock = anyio.Lock()
+        self._lock: anyio.Lock | None = None  # made where the app serves, on first use
         self._list: vdgexport.ExportList | None = None
         self._at = -math.inf
         self.version = 0
 
     async def get(self) -> vdgexport.ExportList:
         """The list, fetched now unless one was fetched less than ``max_age`` ago."""
+        if self._lock is None:
+            self._lock = anyio.Lock()
         async with self._lock:
             if self._list is None or self._clock() - self._at >= self._max_age:
                 self._at = self._clock()  # also on failure: failures are paced alike
@@ -84,9 +86,9 @@ class ListCache:
                 logger.warning("listing exports failed: %s", error_text(exc))
 
 
-async def _next(source: Callable[[], Awaitable[_T]], timeout: float) -> _T:
-    """``await source()``, or `_TIMEOUT` after ``timeout`` seconds of nothing."""
-    with anyio.move_on_after(timeout):
+async def _next(source: Callable[[], Awaitable[_T]], seconds: float) -> _T:
+    """``await source()``, or `_TIMEOUT` after ``seconds`` of nothing."""
+    with anyio.move_on_after(seconds):
         return await source()
     return _TIMEOUT  # type: ignore[no-any-return]
 
@@ -119,7 +121,7 @@ async def export_stream(
                     return
                 if first is not _TIMEOUT:
                     await channel.write(event_frame(first, watch))
-                    if isinstance(first, vdgexport.TerminalEvent):  # type: ignore[misc,arg-type]
+                    if isinstance(first, vdgexport.TerminalEvent):  # type: ignore[arg-type]
                         return
                 else:
                     await channel.write(comment())
@@ -131,7 +133,7 @@ async def export_stream(
                 if event is None:
                     return
                 await channel.write(event_frame(event, watch))
-                if isinstance(event, vdgexport.TerminalEvent):  # type: ignore[misc,arg-type]
+                if isinstance(event, vdgexport.TerminalEvent):  # type: ignore[arg-type]
                     return
         except (vdgexport.VdgError, RuntimeError) as exc:
             await _fail(channel, export_id, exc)

@@ -77,7 +77,7 @@ def create_app(
     async def exports(request: Request) -> Response:
         try:
             listed = await lists.get()
-        except (vdgexport.VdgError, RuntimeError) as exc:
+        except vdgexport.VdgError as exc:
             return _error(exc)
         return JSONResponse(
             {"exports": [vdgexport.export_to_dict(e) for e in listed]}, headers=_NO_STORE
@@ -89,7 +89,7 @@ def create_app(
             found = (await lists.get()).get(export_id)
             if found is None:  # not in the list (yet?): ask the server about this id
                 found = await client.get_export(export_id)
-        except (vdgexport.VdgError, RuntimeError, ValueError) as exc:
+        except (vdgexport.VdgError, ValueError) as exc:
             return _error(exc)
         return JSONResponse(vdgexport.export_to_dict(found), headers=_NO_STORE)
 
@@ -140,8 +140,8 @@ def _error(exc: BaseException) -> JSONResponse:
         status, data["code"] = 404, exc.code
     elif isinstance(exc, vdgexport.ApiError):
         data["code"] = exc.code
+    elif isinstance(exc, RuntimeError):  # closed, or never entered: the caller's client
+        status = 503
     elif isinstance(exc, ValueError):
         status = 400
-    elif isinstance(exc, RuntimeError):
-        status = 503
     return JSONResponse(data, status_code=status, headers=_NO_STORE)

@@ -29,8 +29,8 @@ def error_text(exc: BaseException) -> str:
 
 
 def _closed(exc: BaseException) -> bool:
-    """Whether ``exc`` says the client was closed (`ClientClosedError` is a RuntimeError)."""
-    return isinstance(exc, RuntimeError)
+    """Whether ``exc`` says the client was closed: every stream then ends."""
+    return isinstance(exc, vdgexport.ClientClosedError)
 
 
 class ListCache:
@@ -135,7 +135,7 @@ async def export_stream(
                 await channel.write(event_frame(event, watch))
                 if isinstance(event, vdgexport.TerminalEvent):  # type: ignore[arg-type]
                     return
-        except (vdgexport.VdgError, RuntimeError) as exc:
+        except vdgexport.VdgError as exc:
             await _fail(channel, export_id, exc)
 
 
@@ -188,8 +188,8 @@ async def _discover(
         while True:
             try:
                 version, exports = await lists.newer(version)
-            except (vdgexport.VdgError, RuntimeError):
-                return  # the client is closed
+            except vdgexport.ClientClosedError:
+                return
             for export in exports:
                 if watching.get(export.export_id) != export.fingerprint:
                     watching[export.export_id] = export.fingerprint
@@ -204,7 +204,7 @@ async def _follow(
             async with client.watch(export_id) as watch:
                 async for event in watch:
                     await send.send(event_frame(event, watch))
-        except (vdgexport.VdgError, RuntimeError) as exc:
+        except vdgexport.VdgError as exc:
             if not _closed(exc):
                 data = {"export_id": export_id, "error": error_text(exc)}
                 await send.send(frame("error", data))

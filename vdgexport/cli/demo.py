@@ -21,7 +21,7 @@ from .connect import run_watches
 from .options import Options, positive
 from .views import Board, View, make_view
 
-__all__ = ["DEMO_EXPORTS", "register", "run", "run_demo"]
+__all__ = ["DEMO_EXPORTS", "Stage", "register", "run", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -80,33 +80,67 @@ def run(args: argparse.Namespace) -> int:
 
 async def run_demo(console: Console, speed: float, json: bool) -> int:
     """Run the demo at ``speed`` simulated seconds per real second; return 0."""
-    t0 = time.monotonic()
+    stage = Stage(speed)
+    async with stage.client(max_poll=0.2) as client:
 
-    def clock() -> float:
-        return (time.monotonic() - t0) * speed
+        def view_of(ids: list[str]) -> View:
+            board = Board(ids, title=f"vdgexport demo ({speed:g}x)")
+            return make_view(console, board, json=json)
 
-    sim = SenseSimulator(clock=clock)
-    switch = _Switch(sim)
-    poll = min(0.2, max(0.01, 2.0 / speed))
-    async with Client(
-        "http://simulator",
-        transport=httpx.ASGITransport(app=switch),
-        poll_interval=poll,
-        max_poll_interval=poll * 2,
-        lost_after=LOST_AFTER / speed,
-    ) as client:
+        view = await stage.play(client, view_of)
+    view.summary()
+    return EXIT_OK
+
+
+class Stage:
+    """The demo's simulator (behind a switch that can make it unreachable) and its script.
+
+    ``vdgexport demo`` plays the script once; ``vdgexport serve --demo`` round after round.
+    """
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._t0 = time.monotonic()
+        self.sim = SenseSimulator(clock=self.clock)
+        self.switch = _Switch(self.sim)
+
+    def clock(self) -> float:
+        """Simulated seconds since the stage was made."""
+        return (time.monotonic() - self._t0) * self.speed
+
+    def client(self, *, max_poll: float) -> Client:
+        """A client of the simulator, polling at a pace fitted to the speed."""
+        poll = min(max_poll, max(0.01, 2.0 / self.speed))
+        return Client(
+            "http://simulator",
+            transport=httpx.ASGITransport(app=self.switch),
+            poll_interval=poll,
+            max_poll_interval=poll * 2,
+            lost_after=LOST_AFTER / self.speed,
+        )
+
+    async def play(self, client: Client, view_of: Callable[[list[str]], View]) -> View:
+        """Play the script once: create the exports, remove one, an outage, a restart.
+
+        Every event goes to the view ``view_of(ids)`` makes; it is returned once every
+        watch has ended.
+        """
+        start = self.clock()
+
+        def clock() -> float:
+            return self.clock() - start
+
+        sim = self.sim
         ids = [await _create(client, sim, number, e) for number, e in enumerate(DEMO_EXPORTS, 1)]
         fates = {i: e.fate for i, e in zip(ids, DEMO_EXPORTS, strict=True)}
-        board = Board(ids, title=f"vdgexport demo ({speed:g}x)")
-        view = make_view(console, board, json=json)
-        director = _Director(client, sim, switch, clock, speed, fates, view)
+        view = view_of(ids)
+        director = _Director(client, sim, self.switch, clock, self.speed, fates, view)
         with view:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(director.run)
                 await run_watches(client, ids, view, observe=director.observe)
                 tasks.cancel_scope.cancel()
-    view.summary()
-    return EXIT_OK
+        return view
 
 
 async def _create(client: Client, sim: SenseSimulator, number: int, export: DemoExport) -> str:

@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from . import demo, publish, simulate, status, watch
+from . import demo, publish, serve, simulate, status, watch
 from .options import EXIT_CODES, Options, make_options
 
 __all__ = ["COMMANDS", "Command", "build_parser"]
@@ -28,7 +28,7 @@ class Command(Protocol):
 
 
 #: Every command, in the order ``--help`` lists them.
-COMMANDS: Sequence[Command] = (demo, status, watch, simulate, publish)
+COMMANDS: Sequence[Command] = (demo, status, watch, simulate, serve, publish)
 
 _EPILOG = f"""\
 environment:

@@ -181,8 +181,14 @@ async def _discover(
     send: MemoryObjectSendStream[bytes],
     tasks: TaskGroup,
 ) -> None:
-    """Start a watch for every export listed, now and whenever a new one appears."""
+    """Start a watch for every export listed, now and whenever a new one appears.
+
+    An id is new when it was not listed before, when it names another export (another
+    fingerprint), or when its watch has ended and a listing went without it (the
+    PluginManager restarted: an export listed under it again is another one).
+    """
     watching: dict[str, Any] = {}
+    live: set[str] = set()
     version = 0
     async with send:
         while True:
@@ -190,15 +196,23 @@ async def _discover(
                 version, exports = await lists.newer(version)
             except vdgexport.ClientClosedError:
                 return
+            listed = {export.export_id for export in exports}
+            for gone in [i for i in watching if i not in listed and i not in live]:
+                del watching[gone]
             for export in exports:
                 if watching.get(export.export_id) != export.fingerprint:
                     watching[export.export_id] = export.fingerprint
-                    tasks.start_soon(_follow, client, export.export_id, send.clone())
+                    live.add(export.export_id)
+                    tasks.start_soon(_follow, client, export.export_id, send.clone(), live)
 
 
 async def _follow(
-    client: vdgexport.Client, export_id: str, send: MemoryObjectSendStream[bytes]
+    client: vdgexport.Client,
+    export_id: str,
+    send: MemoryObjectSendStream[bytes],
+    live: set[str],
 ) -> None:
+    """Stream one export's watch into ``send``; ``live`` holds its id while it runs."""
     async with send:
         try:
             async with client.watch(export_id) as watch:
@@ -210,3 +224,5 @@ async def _follow(
                 await send.send(frame("error", data))
         except ValueError:  # an id the client cannot send: that export alone is skipped
             logger.warning("cannot watch export %r", export_id)
+        finally:
+            live.discard(export_id)

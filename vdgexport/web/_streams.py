@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import time
@@ -188,7 +189,7 @@ async def _discover(
     PluginManager restarted: an export listed under it again is another one).
     """
     watching: dict[str, Any] = {}
-    live: set[str] = set()
+    live: collections.Counter[str] = collections.Counter()  # running watches per id
     version = 0
     async with send:
         while True:
@@ -197,12 +198,12 @@ async def _discover(
             except vdgexport.ClientClosedError:
                 return
             listed = {export.export_id for export in exports}
-            for gone in [i for i in watching if i not in listed and i not in live]:
+            for gone in [i for i in watching if i not in listed and not live[i]]:
                 del watching[gone]
             for export in exports:
                 if watching.get(export.export_id) != export.fingerprint:
                     watching[export.export_id] = export.fingerprint
-                    live.add(export.export_id)
+                    live[export.export_id] += 1
                     tasks.start_soon(_follow, client, export.export_id, send.clone(), live)
 
 
@@ -210,9 +211,9 @@ async def _follow(
     client: vdgexport.Client,
     export_id: str,
     send: MemoryObjectSendStream[bytes],
-    live: set[str],
+    live: collections.Counter[str],
 ) -> None:
-    """Stream one export's watch into ``send``; ``live`` holds its id while it runs."""
+    """Stream one export's watch into ``send``; ``live`` counts it while it runs."""
     async with send:
         try:
             async with client.watch(export_id) as watch:
@@ -225,4 +226,4 @@ async def _follow(
         except ValueError:  # an id the client cannot send: that export alone is skipped
             logger.warning("cannot watch export %r", export_id)
         finally:
-            live.discard(export_id)
+            live[export_id] -= 1

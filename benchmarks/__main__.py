@@ -1,8 +1,8 @@
 """``python -m benchmarks [--quick | --smoke] [--output FILE.json]``: run, print, save.
 
-Runs `bench_parse`, `bench_cold`, `bench_shapes`, `bench_watch` and `bench_pacing`, prints
-a table of each and of the targets of issues 5, 10, 11 and 14 (PASS or MISS, for a reader:
-the exit status is 0 whatever the numbers), and writes every
+Runs `bench_parse`, `bench_cold`, `bench_shapes`, `bench_watch`, `bench_pacing` and
+`bench_relay`, prints a table of each and of the targets of issues 5, 10, 11, 12 and 14
+(PASS or MISS, for a reader: the exit status is 0 whatever the numbers), and writes every
 measurement as JSON (default ``benchmarks/results/latest.json``, which git ignores).
 """
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import bench_cold, bench_pacing, bench_parse, bench_shapes, bench_watch
+from . import bench_cold, bench_pacing, bench_parse, bench_relay, bench_shapes, bench_watch
 from ._common import fmt_table, machine
 from ._report_cold import cold_tables, cold_targets
 
@@ -36,6 +36,7 @@ MODES: dict[str, dict[str, Any]] = {
             max_phase_seconds=90.0,
         ),
         "pacing": {"joins": 40, "span": 1.0, "restart_ids": 500},
+        "relay": bench_relay.Settings(subscribers=[1, 20, 200], poll=0.1, window=3.0),
     },
     "quick": {
         "parse_sizes": [1, 100, 10_000],
@@ -51,6 +52,7 @@ MODES: dict[str, dict[str, Any]] = {
             max_phase_seconds=30.0,
         ),
         "pacing": {"joins": 40, "span": 1.0, "restart_ids": 500},
+        "relay": bench_relay.Settings(subscribers=[1, 20, 200], poll=0.1, window=2.0),
     },
     "smoke": {
         "parse_sizes": [1, 10],
@@ -66,6 +68,7 @@ MODES: dict[str, dict[str, Any]] = {
             max_phase_seconds=10.0,
         ),
         "pacing": {"joins": 8, "span": 0.2, "restart_ids": 20},
+        "relay": bench_relay.Settings(subscribers=[1, 3], poll=0.05, window=0.3),
     },
 }
 
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes = bench_shapes.run(*config["shapes"], log=log)
     watch = bench_watch.run(config["watch"], log=log)
     pacing = bench_pacing.run(**config["pacing"], log=log)
+    relay = bench_relay.run(config["relay"], log=log)
     results = {
         "mode": mode,
         "command": _command(mode, args.output),
@@ -108,10 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         "shapes": shapes,
         "watch": watch,
         "pacing": pacing,
+        "relay": relay,
         "seconds": time.perf_counter() - started,
     }
     results["targets"] = (
-        targets(results) + cold_targets(cold, shapes) + bench_pacing.targets(pacing)
+        targets(results)
+        + cold_targets(cold, shapes)
+        + bench_pacing.targets(pacing)
+        + relay_targets(relay)
     )
     print(report(results))
     _write(args.output, results)
@@ -231,6 +239,25 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def relay_targets(relay: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 12: however many SSE subscribers, one request per tick."""
+    ours = [r for r in relay["rows"] if r["impl"] == "relay"]
+    naive = [r for r in relay["rows"] if r["impl"] == "naive"]
+    worst = max(r["requests_per_tick"] for r in ours)
+    return [
+        {
+            "target": "relay: VDG requests per tick = 1 with "
+            + ", ".join(str(r["subscribers"]) for r in ours)
+            + " SSE subscribers",
+            "measured": ", ".join(f"{r['requests_per_tick']:.2f}" for r in ours)
+            + " (naive: "
+            + ", ".join(f"{r['requests_per_tick']:.1f}" for r in naive)
+            + ")",
+            "verdict": _verdict(worst <= 1.0 + 1e-9),
+        }
+    ]
+
+
 def _reduced(reduced: bool) -> str:
     return " [reduced size; the target is stated for 10,000]" if reduced else ""
 
@@ -252,7 +279,8 @@ def report(results: dict[str, Any]) -> str:
     lines += [*cold_tables(results["cold"], results["shapes"]), ""]
     lines += _watch_tables(results["watch"])
     lines += ["", *bench_pacing.table(results["pacing"])]
-    lines += ["", "### Targets (issues 5, 10, 11 and 14)", ""]
+    lines += ["", *_relay_table(results["relay"])]
+    lines += ["", "### Targets (issues 5, 10, 11, 12 and 14)", ""]
     lines.append(
         fmt_table(
             ["target", "measured", "verdict"],
@@ -394,6 +422,30 @@ def _watch_tables(watch: dict[str, Any]) -> list[str]:
             ),
         ]
     return out
+
+
+def _relay_table(relay: dict[str, Any]) -> list[str]:
+    s = relay["settings"]
+    rows = [
+        [
+            r["subscribers"],
+            r["impl"],
+            r["requests"],
+            r["ticks"],
+            r["requests_per_tick"],
+            r["events_per_second"],
+        ]
+        for r in relay["rows"]
+    ]
+    head = ["SSE subscribers", "impl", "requests", "ticks", "req/tick", "events/s"]
+    return [
+        f"### Relay: VDG requests per tick (poll {s['poll']:g} s, window {s['window']:g} s)",
+        "",
+        fmt_table(head, rows),
+        "",
+        "relay: N subscribers of `/api/exports/{id}/events` over loopback HTTP, one relay "
+        "(one Client); naive: N subscribers each with a Client of its own.",
+    ]
 
 
 def _ms(seconds: float | None) -> float | None:

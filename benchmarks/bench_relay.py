@@ -1,0 +1,179 @@
+"""Requests to the VDG server per tick with N SSE subscribers: the relay beside one poller each.
+
+Setup per N: a `SenseSimulator` on a `ManualClock` with 4 exports of 4 devices; the clock
+moves by 1 s of simulator time (0.1 %) once per poll interval of real time: every tick
+has news.
+
+- relay: `vdgexport.web.create_app` over one `Client(poll_interval=P, max_poll_interval=P)`,
+  served by uvicorn on 127.0.0.1 in a thread of this process; N subscribers (httpx, real
+  loopback HTTP) read ``/api/exports/{id}/events``, spread over the 4 exports;
+- naive: what each process did before the relay: N subscribers, each with its own `Client`
+  watching its export (in-process, `httpx.ASGITransport`).
+
+After every subscriber has its first event, requests are counted at the simulator over a
+window of W seconds; a *tick* is one poll interval, so requests per tick is the count over
+W / P. Events read by the subscribers in the window are reported too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+import vdgexport
+from vdgexport.testing import ManualClock, SenseSimulator
+from vdgexport.web import create_app
+
+from .bench_watch import _ThreadServer
+
+__all__ = ["Settings", "run"]
+
+EXPORTS = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of one run."""
+
+    subscribers: list[int]
+    poll: float
+    window: float
+
+
+def _setup() -> tuple[SenseSimulator, ManualClock, list[str]]:
+    clock = ManualClock()
+    sim = SenseSimulator(clock=clock)
+    ids = [sim.add_export(devices=4, duration=1_000.0) for _ in range(EXPORTS)]
+    return sim, clock, ids
+
+
+class _Relay:
+    """The relay of ``sim`` served on loopback; its lifespan owns the client."""
+
+    def __init__(self, sim: SenseSimulator, poll: float) -> None:
+        transport = httpx.ASGITransport(app=sim)
+        client = vdgexport.Client(
+            "http://sim", transport=transport, poll_interval=poll, max_poll_interval=poll
+        )
+
+        @asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[None]:
+            async with client:
+                yield
+
+        app = Starlette(lifespan=lifespan, routes=[Mount("/", app=create_app(client))])
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
+        )
+        self.server = _ThreadServer(config)
+        self.thread = threading.Thread(target=self.server.run, name="relay", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        if not self.server.ready.wait(30) or not self.server.started:
+            raise RuntimeError("uvicorn did not start")
+        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+async def _measure(
+    n: int,
+    settings: Settings,
+    sim: SenseSimulator,
+    clock: ManualClock,
+    subscribe: Callable[[int, Callable[[], None]], Any],
+) -> dict[str, Any]:
+    """Start ``n`` subscribers; once each has an event, count requests over the window."""
+    events = 0
+    started: set[int] = set()
+    all_in = anyio.Event()
+
+    def on_event(index: int) -> Callable[[], None]:
+        def seen() -> None:
+            nonlocal events
+            events += 1
+            started.add(index)
+            if len(started) == n:
+                all_in.set()
+
+        return seen
+
+    async with anyio.create_task_group() as tasks:
+        for index in range(n):
+            tasks.start_soon(subscribe, index, on_event(index))
+        with anyio.fail_after(60):
+            await all_in.wait()
+        before, counted, t0 = sim.request_count, events, time.perf_counter()
+        while time.perf_counter() - t0 < settings.window:
+            clock.advance(1.0)
+            await anyio.sleep(settings.poll)
+        elapsed = time.perf_counter() - t0
+        requests = sim.request_count - before
+        tasks.cancel_scope.cancel()
+    ticks = elapsed / settings.poll
+    return {
+        "subscribers": n,
+        "requests": requests,
+        "ticks": ticks,
+        "requests_per_tick": requests / ticks,
+        "events_per_second": (events - counted) / elapsed,
+    }
+
+
+async def _relay_row(n: int, settings: Settings) -> dict[str, Any]:
+    sim, clock, ids = _setup()
+    with _Relay(sim, settings.poll) as url:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+
+            async def subscribe(index: int, seen: Callable[[], None]) -> None:
+                path = f"/api/exports/{ids[index % EXPORTS]}/events"
+                async with http.stream("GET", path) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("event: "):
+                            seen()
+
+            row = await _measure(n, settings, sim, clock, subscribe)
+    return {"impl": "relay", **row}
+
+
+async def _naive_row(n: int, settings: Settings) -> dict[str, Any]:
+    sim, clock, ids = _setup()
+
+    async def subscribe(index: int, seen: Callable[[], None]) -> None:
+        async with (
+            vdgexport.Client(
+                "http://sim",
+                transport=httpx.ASGITransport(app=sim),
+                poll_interval=settings.poll,
+                max_poll_interval=settings.poll,
+            ) as client,
+            client.watch(ids[index % EXPORTS]) as watch,
+        ):
+            async for _ in watch:
+                seen()
+
+    return {"impl": "naive", **await _measure(n, settings, sim, clock, subscribe)}
+
+
+def run(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every N of ``settings``, relay and naive; rows for the JSON file and the table."""
+    rows = []
+    for n in settings.subscribers:
+        for impl, measure in (("relay", _relay_row), ("naive", _naive_row)):
+            log(f"  relay: {n} subscribers, {impl}")
+            rows.append(anyio.run(measure, n, settings))
+    return {"settings": vars(settings), "rows": rows}

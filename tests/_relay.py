@@ -130,6 +130,14 @@ class SseStream:
                 fields[name] = value[1:] if value.startswith(" ") else value
         raise StopAsyncIteration
 
+    async def comment(self) -> str:
+        """The next comment line (a keep-alive); an event before it fails the test."""
+        async for line in self._lines:
+            if line.startswith(":"):
+                return line[1:].strip()
+            assert line == "", f"an event came first: {line!r}"
+        raise AssertionError("the stream ended")
+
     async def aclose(self) -> None:
         """Close the connection (the subscriber goes away) and end the generators."""
         await self.response.aclose()

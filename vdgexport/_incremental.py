@@ -62,6 +62,7 @@ _HEAD = re.compile(
 # every start in a run of white space and costs its length at each (quadratic).
 _TAIL = re.compile(rb"</exports" + _WS + rb">" + _WS + rb"</result" + _WS + rb">" + _WS)
 _XML_WS = b" \t\r\n"
+_ODD_EXPORT_TAG = re.compile(rb"</?export[ \t\r\n/]")
 _SLICE = 1 << 20  # bytes of body per step
 _BATCH = 500  # exports per step
 _Digest = bytes
@@ -171,15 +172,23 @@ def _split(data: bytes) -> tuple[bytes, list[bytes]] | None:
     tail = last.rfind(b"</exports")
     if tail < 0 or _TAIL.fullmatch(last, tail) is None:
         return None
+    # Every export tag must be the plain ``<export>`` / ``</export>``: an ``<export a="1">``
+    # (or a ``</export >``) could open or close an export the split cannot see, and a part
+    # read alone (or found in the cache) would then mean something else than in context.
+    if _ODD_EXPORT_TAG.search(data) is not None:
+        return None
     pieces[-1] = last[:tail]
     parts = pieces[1:]
     for i, part in enumerate(parts):
-        if part.endswith(_CLOSE):
-            continue  # an earlier </export> in it would make its parse fail: refused
+        # Exactly one </export>, at the end (white space may follow it): a part with two
+        # is valid only in a context that opened another export, so it is never split.
         end = part.find(_CLOSE) + len(_CLOSE)
-        if end < len(_CLOSE) or part[end:].strip(_XML_WS):
+        if end < len(_CLOSE):
             return None
-        parts[i] = part[:end]
+        if end < len(part):
+            if part[end:].strip(_XML_WS):
+                return None
+            parts[i] = part[:end]
     return head, parts
 
 

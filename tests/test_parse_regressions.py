@@ -75,3 +75,38 @@ def test_long_white_space_runs_in_an_export_are_read_in_linear_time() -> None:
     # 200 kB runs of white space (each about a millisecond for expat): a pattern that
     # began with a repetition was tried at every position of the run (quadratic: minutes).
     subprocess.run([sys.executable, "-c", _WHITE_SPACE], check=True, timeout=10)
+
+
+def _many_devices(size: int) -> bytes:
+    device = (
+        "<device><serverid>s</serverid><deviceid>{i}</deviceid>"
+        "<starttime>2024-01-01 00:00:00</starttime><endtime>2024-01-01 00:01:00</endtime>"
+        "<progress>5</progress><status>SYNCING</status></device>"
+    )
+    devices = device * 40 + "</devices>"
+    exports = [
+        f"<export>{plain(i).replace('</devices>', devices)}</export>" for i in range(size // 9000)
+    ]
+    return listing("".join(exports), len(exports))
+
+
+def _steps(parser: ListParser, body: bytes) -> int:
+    steps = parser._steps(body)
+    count = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration:
+            return count
+        count += 1
+
+
+def test_a_list_of_large_exports_is_built_in_steps_of_bytes_not_of_exports() -> None:
+    # 3 MiB of exports of 41 devices each: steps of 500 exports were 4.5 MiB each, so
+    # parse_async held the loop for the whole list (F4); steps are about 256 KiB now.
+    body = _many_devices(3 << 20)
+    assert _steps(ListParser(), body) >= len(body) // (256 << 10)
+    # Parsed whole (a comment): models are built about 4,000 per step, after 1 MiB slices.
+    whole = body.replace(b"<exports ", b"<!-- c --><exports ", 1)
+    devices = whole.count(b"<device>")
+    assert _steps(ListParser(), whole) >= len(whole) // (1 << 20) + devices // 4000

@@ -22,8 +22,9 @@ holds the GIL).
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Iterable, Iterator
 from hashlib import blake2b
+from typing import TypeVar
 from xml.etree.ElementTree import ParseError, XMLParser, fromstring
 
 import anyio.lowlevel
@@ -64,7 +65,11 @@ _TAIL = re.compile(rb"</exports" + _WS + rb">" + _WS + rb"</result" + _WS + rb">
 _XML_WS = b" \t\r\n"
 _ODD_EXPORT_TAG = re.compile(rb"</?export[ \t\r\n/]")
 _SLICE = 1 << 20  # bytes of body per step
-_BATCH = 500  # exports per step
+_BATCH = 500  # exports per step at most
+_PART_BYTES = 256 << 10  # bytes of new exports per step (about 4,000 devices)
+_ASSEMBLED = 50_000  # exports put in order per step
+_MODELS = 4000  # models (exports and devices) built per step of a whole parse
+_T = TypeVar("_T")
 _Digest = bytes
 _Steps = Generator[None, None, ExportList]
 
@@ -141,9 +146,20 @@ class ListParser:
             yield
         built = yield from _build(list(missing.values()), plain)
         fresh = dict(zip(missing, built, strict=True))
-        exports = tuple(cache.get(d) or fresh[d] for d in digests)
-        result = ExportList(exports, count)
-        self._cache, self._head, self._last = dict(zip(digests, exports, strict=True)), head, result
+        del built
+        exports: list[Export] = []
+        kept: dict[_Digest, Export] = {}
+        for start in range(0, len(digests), _ASSEMBLED):  # 350,000 tiny exports: 1 s at once
+            if start:
+                yield
+            chunk = digests[start : start + _ASSEMBLED]
+            models = [cache.get(d) or fresh[d] for d in chunk]
+            exports.extend(models)
+            kept.update(zip(chunk, models, strict=True))
+        if big:
+            yield
+        result = ExportList(tuple(exports), count)
+        self._cache, self._head, self._last = kept, head, result
         return result
 
     def _unchanged(self, head: bytes, digests: list[_Digest], last: ExportList) -> bool:
@@ -213,16 +229,27 @@ def _envelope(head: bytes) -> int | None:
 def _build(parts: list[bytes], plain: bool) -> Generator[None, None, list[Export]]:
     """Models of new exports, in steps: the plain ones by `_template`, the rest by expat."""
     built: list[Export] = []
-    for start in range(0, len(parts), _BATCH):
-        batch = parts[start : start + _BATCH]
+    for batch in _batches(parts, map(len, parts), _PART_BYTES):
+        if built:
+            yield
         with collector_paused():  # a step's own models: walked once, after it
             plainly = exports_from_parts(batch) if plain else [None] * len(batch)
             others = [p for p, m in zip(batch, plainly, strict=True) if m is None]
             parsed = iter(_parse_parts(others) if others else ())
             built.extend([next(parsed) if m is None else m for m in plainly])
-        if len(parts) > _BATCH:
-            yield
     return built
+
+
+def _batches(items: list[_T], weights: Iterable[int], budget: int) -> Iterator[list[_T]]:
+    """``items`` in runs of at most `_BATCH` whose ``weights`` add up to about ``budget``."""
+    start = total = 0
+    for end, weight in enumerate(weights, 1):
+        total += weight
+        if total >= budget or end - start >= _BATCH:
+            yield items[start:end]
+            start, total = end, 0
+    if start < len(items):
+        yield items[start:]
 
 
 def _parse_parts(parts: list[bytes]) -> list[Export]:
@@ -258,9 +285,10 @@ def _whole(data: bytes, encoding: str) -> _Steps:
         elements, count = export_elements(root)
         del root, parser  # the tree goes before the collector may run again
         exports: list[Export] = []
-        for start in range(0, len(elements), _BATCH):
-            exports.extend([export_from(e) for e in elements[start : start + _BATCH]])
-            if len(elements) > _BATCH:
+        # Weighed by their grandchildren (the devices): one model each.
+        for batch in _batches(elements, (sum(map(len, e)) + 1 for e in elements), _MODELS):
+            if exports:
                 yield
+            exports.extend([export_from(e) for e in batch])
         del elements
     return ExportList(tuple(exports), count)

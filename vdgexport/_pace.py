@@ -62,6 +62,13 @@ class Pace:
             self.interval = min(self._max, self.interval * random.uniform(*STRETCH))
         self.due = self.last + (self._min if self._joined else self.interval)
 
+    def reset(self) -> None:
+        """Nothing is watched any more: the next id starts afresh, with no backoff kept
+        (still ``poll_interval`` after the last request)."""
+        self._backing_off = False
+        self.interval = self._min
+        self.due = self.last + self._min
+
     def failed(self, now: float, delay: float) -> None:
         """The tick failed; wait ``delay`` (the backoff) from now, at least the interval."""
         self._backing_off = True

@@ -95,6 +95,8 @@ class Poller(Subscriptions):
         export_id = watch.export_id
         ref = Ref(watch, self._on_collected)
         ref.export_id = export_id
+        if not self._entries and (self._outage is not None or self._failures):
+            self._forget_outage()  # nothing is polled: any outage has ended for the poller
         entry = self._entries.get(export_id)
         with self._delivering():
             if entry is None:
@@ -111,6 +113,13 @@ class Poller(Subscriptions):
                 self._snapshot(entry, ref, watch)
             if entry.lost is not None and entry.holds(ref):
                 self._lost(entry, {ref: None})
+
+    def _forget_outage(self) -> None:
+        """A new watch after every id was left must not be told of an old outage, nor
+        inherit its clock (``outage_timeout``) or its backoff."""
+        self._failures, self._outage = 0, None
+        self._pace.reset()
+        self._wake.set()  # a loop still waiting for the old backoff looks again
 
     def _new_entry(self, export_id: str) -> Entry:
         now = self._clock()

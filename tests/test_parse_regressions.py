@@ -7,10 +7,14 @@ import sys
 import textwrap
 from xml.etree.ElementTree import ParseError, fromstring
 
+import anyio
+import anyio.lowlevel
+import httpx
 import pytest
 
+import vdgexport
 from vdgexport import ProtocolError
-from vdgexport._incremental import ListParser
+from vdgexport._incremental import ListParser, parse_export_async
 
 
 def plain(i: int) -> str:
@@ -110,3 +114,34 @@ def test_a_list_of_large_exports_is_built_in_steps_of_bytes_not_of_exports() -> 
     whole = body.replace(b"<exports ", b"<!-- c --><exports ", 1)
     devices = whole.count(b"<device>")
     assert _steps(ListParser(), whole) >= len(whole) // (1 << 20) + devices // 4000
+
+
+async def test_a_per_id_answer_holding_the_whole_list_lets_the_loop_run() -> None:
+    # A server that ignores exportid answers the whole list: read by defusedxml in one
+    # call it held the loop for seconds (F18); over a mebibyte it is read in steps.
+    body = _many_devices(3 << 20)
+    wanted = str(body.count(b"<export>") // 2)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["exportid"] == wanted
+        return httpx.Response(200, content=body, headers={"content-type": "text/xml"})
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tick)
+        await anyio.lowlevel.checkpoint()
+        async with vdgexport.Client("http://vdg.test", transport=httpx.MockTransport(handler)) as c:
+            before = ticks
+            export = await c.get_export(wanted)
+            during = ticks - before
+            assert await parse_export_async(body, wanted) == export
+        tasks.cancel_scope.cancel()
+    assert export.export_id == wanted
+    assert len(export.devices) == 41
+    assert during >= len(body) // (1 << 20)

@@ -24,13 +24,12 @@ from ._exceptions import (
     ExportVanishedError,
     VdgError,
 )
-from ._incremental import ListParser
+from ._incremental import ListParser, parse_export_async
 from ._models import ClientStats, Export, ExportId, ExportList
-from ._parse import parse_export
 from ._poller import Poller
 from ._retry import retrying
 from ._tls import Verify, ssl_verify
-from ._transport import HttpTransport, cookie_jar, parsed_by
+from ._transport import HttpTransport, cookie_jar
 from ._watch import Watch
 
 if sys.version_info >= (3, 11):
@@ -261,11 +260,11 @@ class Client(ManageCalls):
         self._check_open()
         params = {**_LIST, "exportid": export_id}
 
-        def parse(body: bytes) -> Export:
-            return parse_export(body, export_id)
+        async def parse(body: bytes) -> Export:
+            return await parse_export_async(body, export_id)
 
         with self._counting():
-            return await self._io.call("GET", "command", params, parsed_by(parse))
+            return await self._io.call("GET", "command", params, parse)
 
     async def _command(self, command: str, **params: str) -> bytes:
         self._check_open()

@@ -37,13 +37,15 @@ from ._parse import (
     check_root,
     collector_paused,
     malformed,
+    parse_export,
     parse_tree,
+    pick_export,
     refuse_empty,
     refuse_unsafe,
 )
 from ._template import exports_from_parts, plain_body
 
-__all__ = ["ListParser"]
+__all__ = ["ListParser", "parse_export_async"]
 
 _OPEN, _CLOSE = b"<export>", b"</export>"
 _WS = rb"[ \t\r\n]*"  # XML's white space: not Python's wider \s
@@ -167,6 +169,17 @@ class ListParser:
             return False
         cache = self._cache
         return all(cache[d] is e for d, e in zip(digests, last.exports, strict=True))
+
+
+async def parse_export_async(data: bytes, export_id: str) -> Export:
+    """`parse_export`, in steps when ``data`` is over a mebibyte (one export is a few KiB).
+
+    A server (or a proxy) that ignores ``exportid`` answers the whole list: parsed at once
+    by defusedxml, 16 MiB would hold the event loop for seconds at every poll.
+    """
+    if len(data) <= _SLICE:
+        return parse_export(data, export_id)
+    return pick_export(await ListParser().parse_async(data), export_id)
 
 
 def _split(data: bytes) -> tuple[bytes, list[bytes]] | None:

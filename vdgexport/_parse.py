@@ -45,6 +45,7 @@ __all__ = [
     "parse_export",
     "parse_export_list",
     "parse_tree",
+    "pick_export",
     "read_timestamp",
     "refuse_empty",
     "refuse_unsafe",
@@ -243,7 +244,15 @@ def parse_export(data: bytes, export_id: str) -> Export:
     """
     root = check_root(parse_document(data))
     check_envelope(root)
-    found = exports_from(root)
+    return pick_export(exports_from(root), export_id)
+
+
+def pick_export(found: ExportList, export_id: str) -> Export:
+    """The export named ``export_id`` in a per-id answer's ``found`` exports.
+
+    One export without an id is taken as the one asked for; no such export raises
+    `ExportNotFoundError`, like -57.
+    """
     export = found.get(export_id)
     if export is None:
         if len(found) == 1 and found.count == 1 and not found[0].export_id:

@@ -544,3 +544,28 @@ async def test_control_endpoint() -> None:
         "        0.00s GET /command command=getExportVideoStatus",
         "        0.00s GET /command command=getExportVideoStatus exportid=1 [fault: status]",
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["status", "99"], 1), (["status", "99", "--json"], 1), (["watch", "99", *FAST], 4)],
+)
+def test_a_password_in_the_url_is_sent_as_auth_and_never_printed(
+    argv: list[str],
+    code: int,
+    sim: SenseSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    recorder = Recorder(sim)
+    with serve(recorder) as url:
+        secret_url = url.replace("http://", "http://operator:UrlPw456@") + "/?key=Qk3y"
+        assert main([*argv, "--url", secret_url]) == code
+        monkeypatch.setenv("VDG_URL", secret_url)
+        assert main(argv) == code
+    captured = capsys.readouterr()
+    assert "UrlPw456" not in captured.out + captured.err
+    assert "Qk3y" not in captured.out + captured.err
+    assert set(recorder.authorizations) == {basic("operator", "UrlPw456")}
+    if argv[0] == "status":
+        assert captured.err.count(f"no export has id 99 on {url} (") == 2

@@ -319,3 +319,20 @@ async def test_credentials_in_the_url_become_basic_auth_and_leave_the_url(
     assert seen[0].headers["authorization"] == httpx.BasicAuth("admin", "hunter2")._auth_header
     assert "hunter2" not in str(seen[0].url)
     assert "hunter2" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        (
+            "http://admin:hunter2@vdg.test:8080/sense/?sessionkey=k3y#top",
+            "http://vdg.test:8080/sense",
+        ),
+        ("https://vdg.test", "https://vdg.test"),
+        ("http://[::1]:9/", "http://[::1]:9"),
+    ],
+)
+def test_base_url_is_the_server_without_credentials_or_query(given: str, shown: str) -> None:
+    client = vdgexport.Client(given)
+    assert client.base_url == shown
+    assert shown in repr(client)

@@ -191,3 +191,9 @@ def test_the_checkpoint_of_a_sync_watch_resumes(
 def test_it_is_public_and_shows_its_client(client: SyncClient) -> None:
     assert vdgexport.SyncClient is SyncClient
     assert "127.0.0.1" in repr(client)
+
+
+def test_base_url_leaves_out_the_credentials() -> None:
+    with SyncClient("http://op:s3cret@vdg.test/sense/") as client:
+        assert client.base_url == "http://vdg.test/sense"
+        assert "s3cret" not in repr(client)

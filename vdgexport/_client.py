@@ -150,7 +150,22 @@ class Client(ManageCalls):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"watching={self._poller.watched}"
-        return f"<Client {self._io.safe_base_url!r} {state}>"
+        return f"<Client {self.base_url!r} {state}>"
+
+    @property
+    def base_url(self) -> str:
+        """The server's base URL as text, without user, password, query or fragment.
+
+        What to show a person or write in a log; the credentials of a URL given to the
+        client went into its auth and are never shown.
+
+        Example:
+            ```python
+            client = vdgexport.Client("http://op:secret@vdg.example:8080/sense/?x=1")
+            assert client.base_url == "http://vdg.example:8080/sense"
+            ```
+        """
+        return self._io.safe_base_url
 
     # -- lifecycle -----------------------------------------------------------------------
 

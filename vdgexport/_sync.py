@@ -88,6 +88,11 @@ class SyncClient(_Closing):
     def __repr__(self) -> str:
         return f"<SyncClient of {self._client!r}>"
 
+    @property
+    def base_url(self) -> str:
+        """The server's base URL without user, password, query or fragment: `Client.base_url`."""
+        return self._client.base_url
+
     def __enter__(self) -> SyncClient:
         return self
 

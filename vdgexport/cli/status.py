@@ -52,7 +52,7 @@ async def _status(client: vdgexport.Client, args: argparse.Namespace, console: C
         export = await client.get_export(args.export_id)
     except vdgexport.ExportNotFoundError:
         error(
-            f"no export has id {args.export_id} on {args.url} "
+            f"no export has id {args.export_id} on {client.base_url} "
             "(export ids are reset when the PluginManager restarts)"
         )
         return EXIT_ERROR

@@ -104,6 +104,30 @@ async def test_an_id_that_cannot_be_sent_fails_alone(
     assert isinstance(rest[-1], ExportCompleted)
 
 
+async def test_an_id_with_surrounding_white_space_names_that_export(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    """An id read from a file or a form (" 5\n") is the export "5", as the server's own
+    answers strip theirs; one that is only white space is refused where it is given."""
+    eid = sim.add_export(duration=10)
+    with serve(sim) as url:
+        async with fast(url, clock=clock, outage_timeout=None) as client:
+            assert (await client.get_export(f" {eid}\n")).export_id == eid
+            async with client.watch(f"\t{eid} ") as events:
+                assert events.export_id == eid
+                first = await events.__anext__()
+                assert client.stats().watched_ids == 1
+                for call in (client.watch, client.get_export, client.remove_export):
+                    with pytest.raises(ValueError, match="must not be empty"):
+                        await _call(call, " \t\n")
+                clock.advance(10)
+                with anyio.fail_after(5):
+                    rest = [event async for event in events]
+    assert first.export_id == eid
+    assert isinstance(rest[-1], ExportCompleted)
+    assert rest[-1].export_id == eid
+
+
 async def _call(call: Any, export_id: str) -> None:
     result = call(export_id)
     if hasattr(result, "__await__"):

@@ -69,9 +69,12 @@ def check_url(base_url: str | httpx.URL) -> httpx.URL:
 def check_id(export_id: int | str) -> str:
     """An export id as the text that is sent: an `int` or a non-empty `str` that can be sent.
 
+    White space around a text is stripped (``" 5"`` is ``"5"``), as in the server's answers.
+
     Raises:
         TypeError: neither `int` nor `str` (`bool`, `None`, `bytes` and `float` are not ids).
-        ValueError: an empty text, or one that cannot be sent (a lone surrogate).
+        ValueError: a text that is empty or only white space, or one that cannot be sent
+            (a lone surrogate).
     """
     if isinstance(export_id, bool) or not isinstance(export_id, (int, str)):
         raise TypeError(f"an export id is an int or a str, not {type(export_id).__name__}")
@@ -80,8 +83,9 @@ def check_id(export_id: int | str) -> str:
             return str(export_id)
         except ValueError:  # more digits than Python converts
             raise ValueError("export id has too many digits to be sent") from None
-    if not export_id:
-        raise ValueError("export id must not be empty")
+    if not export_id.strip():
+        raise ValueError(f"export id must not be empty, not {export_id!r}")
+    export_id = export_id.strip()
     try:
         export_id.encode("utf-8")
     except UnicodeEncodeError:

@@ -8,6 +8,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -23,13 +24,16 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One ``redis-server`` process; `restart` brings it back empty on the same port.
+    """One ``redis-server`` process; `restart` brings it back on the same port: empty, or
+    with ``dump`` (an RDB file) as the last ``SAVE`` left it, as Debian's default persistence
+    does after a crash.
 
     Attributes:
         url: ``redis://127.0.0.1:PORT/0``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dump: Path | None = None) -> None:
+        self.dump = dump
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[str] | None = None
@@ -52,6 +56,8 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "notice",
+                *(() if self.dump is None else ("--dir", str(self.dump.parent))),
+                *(() if self.dump is None else ("--dbfilename", self.dump.name)),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -77,17 +83,18 @@ class RedisServer:
                 process.stdout.close()
 
     def restart(self) -> None:
-        """Stop and start again: with no persistence, every key is gone."""
+        """Kill and start again: without ``dump`` every key is gone, with it Redis holds what
+        the last ``SAVE`` wrote."""
         self.stop()
         self.start()
 
 
 @contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(dump: Path | None = None) -> Iterator[RedisServer]:
     """A started `RedisServer`, skipping the test where the binary is absent."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    server = RedisServer()
+    server = RedisServer(dump)
     server.start()
     try:
         yield server

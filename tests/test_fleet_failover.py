@@ -78,6 +78,17 @@ def ended(event: vdgexport.WatchEvent) -> bool:
     return isinstance(event, (vdgexport.ExportCompleted, vdgexport.ExportRemoved))
 
 
+async def leader_and_standby(
+    start: type[PublisherProcess],
+) -> tuple[PublisherProcess, PublisherProcess]:
+    """Publisher ``a`` leading, then ``b`` standing by."""
+    a = start(user="a")
+    await a.says("leading")
+    b = start(user="b")
+    await b.says("standing by")
+    return a, b
+
+
 @pytest.mark.slow
 async def test_a_killed_leader_is_replaced_and_the_subscriber_misses_nothing(
     redis: RedisServer,
@@ -87,10 +98,7 @@ async def test_a_killed_leader_is_replaced_and_the_subscriber_misses_nothing(
     start: type[PublisherProcess],
 ) -> None:
     export_id = sim.add_export(duration=[10, 20])
-    a = start(user="a")
-    await a.says("leading")
-    b = start(user="b")
-    await b.says("standing by")
+    a, b = await leader_and_standby(start)
     seen: list[FleetEvent] = []
     async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as events:
         clock.advance(3)
@@ -120,10 +128,7 @@ async def test_a_paused_leader_writes_nothing_after_the_takeover_and_stands_by(
     start: type[PublisherProcess],
 ) -> None:
     export_id = sim.add_export(duration=[10, 20])
-    a = start(user="a")
-    await a.says("leading")
-    b = start(user="b")
-    await b.says("standing by")
+    a, b = await leader_and_standby(start)
     seen: list[FleetEvent] = []
     async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as events:
         clock.advance(2)

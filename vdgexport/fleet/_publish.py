@@ -11,7 +11,6 @@ from typing import Any
 import anyio
 import anyio.abc
 import coredis
-from coredis.tokens import PureToken
 
 import vdgexport
 
@@ -19,9 +18,11 @@ from ._redis import (
     INIT,
     PRUNE,
     RENEW,
+    TAKE,
     WRITE,
     Keys,
     connect,
+    entry_order,
     is_transient,
     logger,
     safe_url,
@@ -62,7 +63,8 @@ class Publisher:
         connect(redis_url)  # checks the URL now, not at the first attempt
         self._client, self._url, self._name = client, redis_url, name
         self._retention, self._lease, self._interval = retention, lease, list_interval
-        self._token = secrets.token_hex(16)
+        self._token = secrets.token_hex(16)  # of the current (or last) term of lead
+        self._last = "0-0"  # the last stream entry this leader knows was written
         self._known: dict[str, ExportState] = {}
         self._watching: set[str] = set()
         self._lost: str | None = None
@@ -113,13 +115,19 @@ class Publisher:
 
     async def _campaign(self, redis: coredis.Redis[str]) -> None:
         keys, ms = self._keys, int(self._lease * 1000)
+        take = redis.register_script(TAKE)
         standing = False
         while True:
             began = anyio.current_time()
-            taken = await redis.set(keys.lease, self._token, condition=PureToken.NX, px=ms)
+            # Each term of lead has a token of its own: what an earlier term sent late (its
+            # writes, a renew) is fenced out. A lease that still names our last term (a renew
+            # that reached Redis after we stepped down) is ours to take again.
+            token = secrets.token_hex(16)
+            taken: int = await take(keys=[keys.lease], args=[token, ms, self._token])
             self._reached()
-            if taken:
+            if taken == 1:
                 standing = False
+                self._token = token
                 await self._lead(redis, began)
                 continue
             if not standing:
@@ -214,7 +222,7 @@ class Publisher:
         """Read the stored state (or make a new epoch holding ours); ``False``: not leading."""
         carried: list[Any] = []
         for export_id, state in self._known.items():
-            carried += [export_id, state.to_json(), state.seq]
+            carried += [export_id, state.to_json()]
         new_epoch = secrets.token_hex(8)
         script = redis.register_script(INIT)
         reply: list[Any] = await script(
@@ -223,9 +231,9 @@ class Publisher:
         if reply[0] == "lost":
             self._step_down(scope, "another publisher took the lease")
             return False
-        self.epoch = str(reply[1])
+        self.epoch, self._last = str(reply[1]), str(reply[2])
         if reply[0] == "old":
-            self._known = _stored(reply[2:])
+            self._known = _stored(reply[3:])
         return True
 
     def _discover(
@@ -295,12 +303,11 @@ class Publisher:
         after: ExportState,
     ) -> None:
         body = json.dumps(vdgexport.event_to_dict(event))
-        args = [self._token, self.epoch, self._retention, export_id, after.seq]
-        args += [after.to_json(), body]
+        args = [self._token, self.epoch, self._retention, export_id, after.to_json(), body]
         wait = 0.01
         while True:
             try:
-                reply: object = await script(keys=self._keys.all(), args=args)
+                reply: object = await script(keys=self._keys.all(), args=[*args, self._last])
                 break
             except Exception as exc:
                 if not is_transient(exc):
@@ -309,10 +316,14 @@ class Publisher:
                 wait = min(wait * 2, self._lease / 10)
         if reply in ("lost", "epoch"):
             what = (
-                "another publisher took the lease" if reply == "lost" else "Redis lost the stream"
+                "another publisher took the lease"
+                if reply == "lost"
+                else "Redis lost the stream or its last entries"
             )
             self._step_down(scope, what)
             await anyio.sleep_forever()
+        if reply != "dup" and entry_order(str(reply)) > entry_order(self._last):
+            self._last = str(reply)
 
     async def _prune(
         self, redis: coredis.Redis[str], scope: anyio.CancelScope, listed: set[str]

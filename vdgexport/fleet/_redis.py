@@ -7,10 +7,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import coredis
 import coredis.exceptions
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 if sys.version_info >= (3, 11):
     _Group = BaseExceptionGroup  # noqa: F821 - a builtin since 3.11
@@ -38,23 +40,59 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` without its password, query or fragment, for messages and logs.
+
+    The query goes too: coredis takes any connection parameter from it, ``?password=`` as well.
+    """
+    parts = urlsplit(url)._replace(query="", fragment="")
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # not a number: shown as nothing rather than raising here
+            port = ""
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}{port}")
+    return urlunsplit(parts)
 
 
 def connect(url: str) -> coredis.Redis[str]:
     """A coredis client of ``url`` (enter it with ``async with``), answers decoded."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"not a Redis URL (redis://, rediss:// or unix://): {safe_url(url)!r}")
-    return coredis.Redis.from_url(url, decode_responses=True)
+    redis: coredis.Redis[str] = coredis.Redis.from_url(url, decode_responses=True)
+    pool = redis.connection_pool
+    pool.connection_class = _closing(pool.connection_class)
+    return redis
+
+
+def _closing(base: type[Any]) -> type[Any]:
+    """``base``, a coredis connection class, closing its memory streams however it ends.
+
+    coredis 6.9 makes them when a connection is made and closes them only once it was
+    established: every failed attempt (Redis down) left six for the garbage collector to
+    warn about (``ResourceWarning``, an error under ``-W error``).
+    """
+
+    if base in _CLOSING:
+        return _CLOSING[base]
+
+    class Closing(base):  # type: ignore[misc]
+        async def run(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().run(*args, **kwargs)
+            finally:
+                for value in list(vars(self).values()):
+                    if isinstance(value, (MemoryObjectSendStream, MemoryObjectReceiveStream)):
+                        value.close()
+
+    Closing.__name__ = Closing.__qualname__ = base.__name__
+    _CLOSING[base] = Closing
+    return Closing
+
+
+_CLOSING: dict[type[Any], type[Any]] = {}
 
 
 @contextmanager
@@ -118,7 +156,7 @@ class Token:
             raise bad
         ms, _, seq = parts[2].partition("-")
         numbers = [ms, seq, *parts[3:]]
-        if not all(n.isascii() and n.isdigit() for n in numbers):
+        if not all(n.isascii() and n.isdigit() and len(n) <= 20 for n in numbers):
             raise bad
         index, count = (int(parts[3]), int(parts[4])) if len(parts) == 5 else (0, 0)
         if len(parts) == 5 and not index < count:
@@ -131,8 +169,34 @@ class Token:
         return self.count == 0 or self.index == self.count - 1
 
 
+def entry_order(identifier: str) -> tuple[int, int]:
+    """A stream entry id ("ms-seq") as numbers, to compare."""
+    ms, _, seq = identifier.partition("-")
+    return int(ms), int(seq or 0)
+
+
 # -- Lua ---------------------------------------------------------------------------------
-# KEYS, always in this order: lease, epoch, stream, state, seq.
+# KEYS, always in this order: lease, epoch, stream, state, seq (seq: only cleared, for the
+# data of earlier versions).
+
+#: Whether stream entry id a comes before b (ids are "ms-seq"; both fit a double exactly).
+_BEFORE = """
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+"""
+
+#: Take the lease if nobody holds it or it still names our previous term (ARGV[3]: a renew
+#: that reached Redis after we stepped down), under the new term's token ARGV[1].
+TAKE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -141,56 +205,61 @@ end
 return 0
 """
 
-#: The lead begins: the stored state of this epoch, or a new epoch holding ARGV[4..].
+#: The lead begins: {'old', epoch, last entry id, id, state, ...} of the stored epoch, or
+#: {'new', epoch, its first entry id}: a new epoch holding the states ARGV[4..] (id, state).
 INIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'lost'} end
 local epoch = redis.call('GET', KEYS[2])
-if epoch then
-  local reply = {'old', epoch}
+local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if epoch and top[1] then
+  local reply = {'old', epoch, top[1][1]}
   for _, v in ipairs(redis.call('HGETALL', KEYS[4])) do reply[#reply + 1] = v end
   return reply
 end
 redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
 redis.call('SET', KEYS[2], ARGV[2])
-for i = 4, #ARGV, 3 do
-  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
-  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 2])
-end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'p', ARGV[2], 'k', 'epoch')
-return {'new', ARGV[2]}
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
+local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'p', ARGV[2], 'k', 'epoch')
+return {'new', ARGV[2], id}
 """
 
-#: One event and the export's new state, fenced by the lease token and the epoch; a write
-#: whose sequence number is already stored (a retry after a lost answer) is not repeated.
-WRITE = """
+#: One event and the export's new state, fenced by the lease token and the epoch. ARGV:
+#: token, epoch, retention, export id, new state, event, the last entry id the leader knows
+#: was written. A stream whose last entry is older than that lost writes (Redis restored
+#: from an older snapshot, a replica promoted late): 'epoch', the leader starts again from
+#: what is stored. A new state already stored is a retry whose answer was lost: 'dup'.
+WRITE = (
+    _BEFORE
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 'epoch' end
-local seq = tonumber(redis.call('HGET', KEYS[5], ARGV[4]) or '0')
-if seq >= tonumber(ARGV[5]) then return 'dup' end
+local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if not top[1] or before(top[1][1], ARGV[7]) then return 'epoch' end
+if redis.call('HGET', KEYS[4], ARGV[4]) == ARGV[5] then return 'dup' end
 local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*',
-  'p', ARGV[2], 'x', ARGV[4], 'e', ARGV[7])
-if ARGV[6] == '' then
-  redis.call('HDEL', KEYS[4], ARGV[4])
-else
-  redis.call('HSET', KEYS[4], ARGV[4], ARGV[6])
-end
-redis.call('HSET', KEYS[5], ARGV[4], ARGV[5])
+  'p', ARGV[2], 'x', ARGV[4], 'e', ARGV[6])
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
 return id
 """
+)
 
 #: Forget the state of exports the server no longer lists (fenced; their events stay).
 PRUNE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-for i = 2, #ARGV do redis.call('HDEL', KEYS[4], ARGV[i]) end
+for i = 2, #ARGV do
+  redis.call('HDEL', KEYS[4], ARGV[i])
+  redis.call('HDEL', KEYS[5], ARGV[i])
+end
 return #ARGV - 1
 """
 
-#: The current state and where the stream is: {epoch, last entry id, id, state, ...}.
+#: The current state and where the stream is: {epoch, last entry id, id, state, ...};
+#: {} while there is no epoch with a stream (no publisher has led, or Redis lost it).
 SNAPSHOT = """
 local epoch = redis.call('GET', KEYS[2])
-if not epoch then return {} end
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-local reply = {epoch, last[1] and last[1][1] or '0-0'}
+if not epoch or not last[1] then return {} end
+local reply = {epoch, last[1][1]}
 if ARGV[1] ~= '' then
   local v = redis.call('HGET', KEYS[4], ARGV[1])
   if v then reply[3] = ARGV[1]; reply[4] = v end
@@ -200,8 +269,15 @@ for _, v in ipairs(redis.call('HGETALL', KEYS[4])) do reply[#reply + 1] = v end
 return reply
 """
 
-#: 1 if the stream of epoch ARGV[1] still holds entry ARGV[2] (nothing after it trimmed).
-RESUMABLE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-return #redis.call('XRANGE', KEYS[3], ARGV[2], ARGV[2])
+#: What follows entry ARGV[2] of epoch ARGV[1], at most ARGV[3] entries, checked in the same
+#: step: {'lost'} if the epoch changed or that entry is no longer in the stream (trimmed, or
+#: Redis lost it), else {'ok', entries, state} where state is export ARGV[4]'s stored state
+#: when nothing follows (ARGV[4] given), else ''.
+READ = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {'lost'} end
+if #redis.call('XRANGE', KEYS[3], ARGV[2], ARGV[2]) == 0 then return {'lost'} end
+local entries = redis.call('XRANGE', KEYS[3], '(' .. ARGV[2], '+', 'COUNT', ARGV[3])
+local state = ''
+if ARGV[4] ~= '' and #entries == 0 then state = redis.call('HGET', KEYS[4], ARGV[4]) or '' end
+return {'ok', entries, state}
 """

@@ -113,9 +113,13 @@ class ExportState:
         )
 
 
-def export_order(export_id: str) -> tuple[int, int, str]:
-    """Sort key of export ids: numbers in numeric order, then other ids as text."""
-    return (0, int(export_id), "") if export_id.isdigit() else (1, 0, export_id)
+def export_order(export_id: str) -> tuple[int, int, str, str]:
+    """Sort key of export ids: numbers (ASCII digits, any length) in numeric order, then other
+    ids as text. Never ``int()``: an id is an opaque string ("²" is a digit to Python)."""
+    if export_id.isascii() and export_id.isdigit():
+        number = export_id.lstrip("0") or "0"
+        return (0, len(number), number, export_id)
+    return (1, 0, export_id, "")
 
 
 def state_events(text: str) -> list[WatchEvent]:

@@ -7,7 +7,6 @@ import random
 from collections import deque
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -17,7 +16,7 @@ import vdgexport
 from vdgexport import WatchEvent
 
 from ._redis import (
-    RESUMABLE,
+    READ,
     SNAPSHOT,
     Keys,
     Token,
@@ -81,6 +80,7 @@ class Subscription:
         self._resync = False
         self._done = False
         self._reachable: bool | None = None
+        self._lock = anyio.Lock()  # one reader at a time: two would read the same entries
 
     def __repr__(self) -> str:
         which = "all exports" if self._export is None else f"export {self._export!r}"
@@ -96,12 +96,7 @@ class Subscription:
             self._stack, self._redis = stack.pop_all(), redis
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -125,13 +120,24 @@ class Subscription:
             raise RuntimeError(
                 "enter the subscription first: `async with vdgexport.fleet.subscribe(...)`"
             )
+        if not self._pending:
+            async with self._lock:  # one task fills at a time: two would read the same entries
+                await self._wait(self._redis)
+        item = self._pending.popleft()
+        if self._export is not None and isinstance(item.event, TERMINAL):
+            self._done = True
+            self._pending.clear()
+        return item
+
+    async def _wait(self, redis: coredis.Redis[str]) -> None:
+        """Read until something is pending (`StopAsyncIteration` once there is no more)."""
         wait = _BACKOFF[0]
         while not self._pending:
             if self._done:
                 raise StopAsyncIteration
             try:
                 with unreachable_as_transient():
-                    await self._fill(self._redis)
+                    await self._fill(redis)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -144,29 +150,20 @@ class Subscription:
                 wait = min(wait * 2, _BACKOFF[1])
             else:
                 self._reachable = True
-        item = self._pending.popleft()
-        if self._export is not None and isinstance(item.event, TERMINAL):
-            self._done = True
-            self._pending.clear()
-        return item
 
     # -- reading -------------------------------------------------------------------------
 
     async def _fill(self, redis: coredis.Redis[str]) -> None:
-        if self._epoch is not None:
-            await self._read(redis)
-        elif self._since is not None:
+        if self._epoch is None and self._since is not None:
             since, self._since = self._since, None
-            if since.resumable_after_entry:
-                script = redis.register_script(RESUMABLE)
-                found: int = await script(keys=self._keys.all(), args=[since.epoch, since.entry])
-                if found == 1:
-                    self._epoch, self._cursor = since.epoch, since.entry
-                    return
-            self._resync = True
+            if since.resumable_after_entry:  # `_read` checks that it still can be
+                self._epoch, self._cursor = since.epoch, since.entry
+            else:  # it left in the middle of a current state
+                self._resync = True
+        if self._epoch is None:
             await self._snapshot(redis)
         else:
-            await self._snapshot(redis)
+            await self._read(redis)
 
     async def _snapshot(self, redis: coredis.Redis[str]) -> None:
         """Queue the current state; with no publisher yet, wait a while for one."""
@@ -181,34 +178,42 @@ class Subscription:
         )
         events: list[WatchEvent] = []
         for export_id, text in states:
-            try:
-                events += state_events(str(text))
-            except ValueError as exc:
-                raise vdgexport.VdgError(f"fleet state of export {export_id!r}: {exc}") from None
+            events += _events_of(str(export_id), str(text))
         self._epoch, self._cursor = epoch, last
         for index, event in enumerate(events):
             self._emit(Token(epoch, last, index, len(events)), event)
 
     async def _read(self, redis: coredis.Redis[str]) -> None:
-        stream = self._keys.stream
-        reply = await redis.xread({stream: self._cursor}, count=_BATCH, block=_BLOCK_MS)
-        if not reply:
-            if await redis.get(self._keys.epoch) != self._epoch:
-                self._lost_epoch()
+        """Queue what follows the cursor, checking in the same script that the stream still
+        holds the cursor (else nothing can resume there: a resync); wait when nothing does."""
+        assert self._epoch is not None
+        script = redis.register_script(READ)
+        args: list[str | int] = [self._epoch, self._cursor, _BATCH, self._export or ""]
+        reply: list[Any] = await script(keys=self._keys.all(), args=args)
+        if reply[0] != "ok":
+            self._lost_epoch()
             return
-        for entry in reply.get(stream, ()):
-            fields = entry.field_values
+        entries, state = reply[1], str(reply[2])
+        if not entries:
+            if state and any(isinstance(e, TERMINAL) for e in _events_of(self._export, state)):
+                self._done = True  # its terminal event came before the cursor: nothing follows
+                return
+            # Only a wake-up: what came is read by the script, which checks the cursor again.
+            await redis.xread({self._keys.stream: self._cursor}, count=1, block=_BLOCK_MS)
+            return
+        for identifier, flat in entries:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
             if fields.get("p") != self._epoch:
                 self._lost_epoch()
                 return
-            self._cursor = str(entry.identifier)
+            self._cursor = str(identifier)
             if "e" not in fields or (self._export is not None and fields.get("x") != self._export):
                 continue
             try:
                 event = vdgexport.event_from_dict(json.loads(fields["e"]))
             except ValueError as exc:
                 raise vdgexport.VdgError(f"fleet entry {self._cursor} is no event: {exc}") from None
-            self._emit(Token(str(fields["p"]), self._cursor), event)
+            self._emit(Token(self._epoch, self._cursor), event)
 
     def _lost_epoch(self) -> None:
         """Redis lost the stream (or it was made anew): send the current state again."""
@@ -217,6 +222,13 @@ class Subscription:
     def _emit(self, token: Token, event: WatchEvent) -> None:
         self._pending.append(FleetEvent(str(token), event, self._resync))
         self._resync = False
+
+
+def _events_of(export_id: str | None, text: str) -> list[WatchEvent]:
+    try:
+        return state_events(text)
+    except ValueError as exc:
+        raise vdgexport.VdgError(f"fleet state of export {export_id!r}: {exc}") from None
 
 
 def subscribe(
@@ -232,8 +244,12 @@ def subscribe(
     gives first), then live events. ``since`` is the token of an earlier `FleetEvent`: the
     subscription goes on right after it, nothing repeated, nothing lost; when that cannot be
     (the token's entries were trimmed, or Redis lost its data) it sends the current state
-    again, its first event marked ``resync=True``. With ``export_id`` only that export's
-    events come, ending after its terminal event. It waits for a publisher to lead, and for
+    again, its first event marked ``resync=True``. The same holds for a subscriber that
+    falls behind: if the stream is trimmed past the last event it read, or Redis loses
+    entries it read (restored from an older snapshot), it resyncs. With ``export_id`` only
+    that export's events come, ending after its terminal event (at once when ``since`` is
+    that event or after it). One subscription may be read by several tasks: each event goes
+    to one of them. It waits for a publisher to lead, and for
     the export to appear: bound those waits with `anyio.fail_after`. Redis unreachable: it
     keeps trying with backoff.
 

@@ -21,9 +21,16 @@ from hypothesis import strategies as st
 
 import vdgexport
 from vdgexport._build import exports_from
+from vdgexport._columns import exports_from_rows
 from vdgexport._incremental import ListParser
 from vdgexport._models import ExportList
-from vdgexport._parse import check_envelope, check_root, parse_document, parse_export_list
+from vdgexport._parse import (
+    check_envelope,
+    check_root,
+    parse_document,
+    parse_export,
+    parse_export_list,
+)
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -86,6 +93,9 @@ _SNIPPETS = [
     "<",
     "&",
 ]
+#: Bandwidth texts: plain, odd and not finite (which no model holds: they are ``None``).
+NUMBERS = ["8000", "45.5", " 7 ", "45%", "", "nan", "NaN", "-nan", "inf", "-Infinity", "1e999"]
+NOT_FINITE = ["nan", "NaN", "-nan", "inf", "-Infinity", "1e999", " nan ", "inf%", "nan%"]
 _ENCODINGS = ["utf-8", "UTF-8", "utf8", "u8", "latin-1", "us-ascii", "windows-1252", "ascii"]
 _ENCODINGS += ["utf-16", "utf-7", "shift_jis", "x-nope", "idna", "ISO-8859-1"]
 _PREFIXES = [b"", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b" ", b"\n"]
@@ -103,7 +113,9 @@ def plain_device(draw: st.DrawFn) -> str:
 
 @st.composite
 def plain_export(draw: st.DrawFn) -> str:
-    inner = "".join(f"<{t}>{escape(draw(_TEXT))}</{t}>" for t in _EXPORT_TAGS)
+    texts = {t: escape(draw(_TEXT)) for t in _EXPORT_TAGS}
+    texts["bandwidth"] = draw(st.sampled_from(NUMBERS) | _TEXT)
+    inner = "".join(f"<{t}>{texts[t]}</{t}>" for t in _EXPORT_TAGS)
     devices = "".join(draw(st.lists(plain_device(), max_size=3)))
     space = draw(st.sampled_from(["", "\n  "]))
     return f"<export>{space}{inner}{space}<devices>{devices}</devices></export>"
@@ -179,7 +191,7 @@ def why_lenient(data: bytes) -> str | None:
 
 
 def same(one: ExportList, other: ExportList) -> bool:
-    """Equal models, a NaN bandwidth or progress equal to a NaN too."""
+    """Equal models, field by field, and of the same types (``1`` is not ``1.0``)."""
     return one.count == other.count and repr([astuple(e) for e in one]) == repr(
         [astuple(e) for e in other]
     )
@@ -239,3 +251,21 @@ def test_a_dtd_mention_in_every_position_is_refused(snippet: str) -> None:
         for parse in (ListParser().parse, parse_export_list, parse_document):
             with pytest.raises(vdgexport.ProtocolError):
                 parse(data)
+
+
+@pytest.mark.parametrize("text", NOT_FINITE)
+def test_a_bandwidth_that_is_not_finite_is_none_in_every_path(text: str) -> None:
+    exports = "".join(
+        f"<export><exportid>{i}</exportid><path>p</path><status>SYNCING</status>"
+        f"<bandwidth>{text if i == 2 else i}</bandwidth><devices/></export>"
+        for i in (1, 2, 3)
+    )
+    data = f'<result errorcode="0"><exports count="3">{exports}</exports></result>'.encode()
+    expected = [1.0, None, 3.0]
+    warm = ListParser()
+    warm.parse(data.replace(b">1</bandwidth>", b">9</bandwidth>"))
+    for parse in (defused, ListParser().parse, warm.parse, parse_export_list):
+        assert [e.bandwidth_kbps for e in parse(data)] == expected, parse
+    assert parse_export(data, "2").bandwidth_kbps is None
+    rows = [("2", "p", "SYNCING", text), ("3", "p", "SYNCING", "3")]
+    assert [e.bandwidth_kbps for e in exports_from_rows(rows, [(), ()])] == [None, 3.0]

@@ -7,7 +7,7 @@ case or namespace, ``45%`` progress), and fast: tens of thousands of models per 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import datetime, timezone
 from itertools import compress
@@ -18,6 +18,7 @@ from xml.etree.ElementTree import Element
 from ._models import _STATUS_BY_TEXT, DeviceExport, Export, ExportList, ExportStatus
 
 __all__ = [
+    "bandwidth_of",
     "convert_timestamp",
     "device_from",
     "device_from_texts",
@@ -104,7 +105,7 @@ def export_from_texts(
         export_id.strip() if export_id else "",
         path.strip() if path else "",
         status,
-        _number(bandwidth),
+        bandwidth_of(bandwidth),
         devices,
         _STRINGS.get(raw_status, raw_status),
     )
@@ -175,65 +176,26 @@ _D = [getattr(DeviceExport, f.name).__set__ for f in fields(DeviceExport)]
 _E = [getattr(Export, f.name).__set__ for f in fields(Export)]
 
 
-def _new_device(
-    a: str,
-    b: str,
-    c: datetime | None,
-    d: datetime | None,
-    e: float,
-    f: ExportStatus,
-    g: str,
-    h: str,
-    i: str,
-    _new: Any = object.__new__,
-    _cls: type = DeviceExport,
-    _a: Any = _D[0],
-    _b: Any = _D[1],
-    _c: Any = _D[2],
-    _d: Any = _D[3],
-    _e: Any = _D[4],
-    _f: Any = _D[5],
-    _g: Any = _D[6],
-    _h: Any = _D[7],
-    _i: Any = _D[8],
-) -> DeviceExport:
-    obj = _new(_cls)
-    _a(obj, a)
-    _b(obj, b)
-    _c(obj, c)
-    _d(obj, d)
-    _e(obj, e)
-    _f(obj, f)
-    _g(obj, g)
-    _h(obj, h)
-    _i(obj, i)
-    return obj  # type: ignore[no-any-return]
+def _slot_maker(cls: type, setters: list[Any]) -> Callable[..., Any]:
+    """A function of one value per field, in order, returning a new ``cls`` with each
+    slot set from its value: generated, as `dataclasses` generates ``__init__``, so that
+    every setter is a local bound once (a loop over them costs half as much again)."""
+    names = [f"v{k}" for k in range(len(setters))]
+    binds = "".join(f", _s{k}=_setters[{k}]" for k in range(len(setters)))
+    body = "".join(f"    _s{k}(obj, {name})\n" for k, name in enumerate(names))
+    source = (
+        f"def make({', '.join(names)}, _new=object.__new__, _cls=_cls{binds}):\n"
+        f"    obj = _new(_cls)\n{body}    return obj\n"
+    )
+    namespace: dict[str, Any] = {"_cls": cls, "_setters": setters}
+    exec(source, namespace)  # the source is made here of names only, never of input
+    make: Callable[..., Any] = namespace["make"]
+    make.__qualname__ = make.__name__ = f"new_{cls.__name__}"
+    return make
 
 
-def _new_export(
-    a: str,
-    b: str,
-    c: ExportStatus,
-    d: float | None,
-    e: tuple[DeviceExport, ...],
-    f: str,
-    _new: Any = object.__new__,
-    _cls: type = Export,
-    _a: Any = _E[0],
-    _b: Any = _E[1],
-    _c: Any = _E[2],
-    _d: Any = _E[3],
-    _e: Any = _E[4],
-    _f: Any = _E[5],
-) -> Export:
-    obj = _new(_cls)
-    _a(obj, a)
-    _b(obj, b)
-    _c(obj, c)
-    _d(obj, d)
-    _e(obj, e)
-    _f(obj, f)
-    return obj  # type: ignore[no-any-return]
+_new_device: Callable[..., DeviceExport] = _slot_maker(DeviceExport, _D)
+_new_export: Callable[..., Export] = _slot_maker(Export, _E)
 
 
 def _children(elem: Element, tag: str) -> Iterable[Element]:
@@ -249,6 +211,13 @@ def int_or_none(text: str | None) -> int | None:
         return int(text)
     except ValueError:
         return None
+
+
+def bandwidth_of(text: str | None) -> float | None:
+    """An export's bandwidth: a finite number, else ``None`` (absent, unreadable, NaN or
+    infinite: no speed a person can be shown, nor JSON)."""
+    value = _number(text)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _number(text: str | None) -> float | None:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import compress, repeat
-from math import isnan
+from math import isfinite, isnan
 from operator import add, not_
 from typing import Any
 
@@ -27,7 +27,7 @@ from ._build import (
     _STRINGS,
     _TIMESTAMPS,
     _intern,
-    _number,
+    bandwidth_of,
     convert_timestamp,
     progress_of,
 )
@@ -74,7 +74,10 @@ def exports_from_rows(
     try:
         speeds: list[float | None] = list(map(float, bandwidths))
     except ValueError:
-        speeds = list(map(_number, bandwidths))
+        speeds = list(map(bandwidth_of, bandwidths))
+    else:  # a NaN or an infinity makes the sum one (so may two huge values: still right)
+        if not isfinite(sum(speeds)):  # type: ignore[arg-type]  # no None in it
+            speeds = list(map(bandwidth_of, bandwidths))
     columns = (
         list(map(str.strip, ids)),
         list(map(str.strip, paths)),

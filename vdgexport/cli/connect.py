@@ -28,11 +28,29 @@ from .common import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .options import Options
     from .views import View
 
-__all__ = ["exit_code", "make_client", "run_watches", "with_client"]
+__all__ = ["add_server_command", "exit_code", "make_client", "run_watches", "with_client"]
 
 ClientCommand = Callable[[vdgexport.Client, argparse.Namespace, "Console"], Awaitable[int]]
+
+
+def add_server_command(
+    commands: Any, options: Options, name: str, summary: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` that talks to a VDG server: it takes the output and
+    server options (``--json``, ``--url``, ``--user``, ...); ``summary`` is its line in
+    the list of commands, ``epilog`` (its exit codes) is shown as written."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        parents=[options.output, options.server],
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def _auth(args: argparse.Namespace) -> httpx.Auth | tuple[str, str] | None:

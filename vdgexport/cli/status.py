@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import vdgexport
 
 from .common import EXIT_ERROR, EXIT_OK, dumps, error
-from .connect import with_client
+from .connect import add_server_command, with_client
 from .options import Options
 
 if TYPE_CHECKING:
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "run"]
 
+_SUMMARY = "show exports, or one export's devices"
+_DESCRIPTION = (
+    "A table of every export, or of one export and its devices. --json prints one JSON document."
+)
 _EXIT_CODES = """\
 exit codes:
   0  the server answered
@@ -27,15 +31,7 @@ exit codes:
 
 def register(commands: Any, options: Options) -> None:
     """Add ``status`` to ``commands``."""
-    cmd = commands.add_parser(
-        "status",
-        parents=[options.output, options.server],
-        help="show exports, or one export's devices",
-        description="A table of every export, or of one export and its devices. "
-        "--json prints one JSON document.",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    cmd = add_server_command(commands, options, "status", _SUMMARY, _DESCRIPTION, _EXIT_CODES)
     cmd.add_argument("export_id", nargs="?", metavar="ID", help="one export id")
     cmd.set_defaults(run=run)
 

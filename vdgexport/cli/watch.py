@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import vdgexport
 
-from .connect import exit_code, run_watches, with_client
+from .connect import add_server_command, exit_code, run_watches, with_client
 from .options import EXIT_CODES, Options, positive
 
 if TYPE_CHECKING:
@@ -16,18 +16,16 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "run"]
 
+_SUMMARY = "follow exports until they end"
+_DESCRIPTION = (
+    "Live progress until every export ends. --json prints JSON Lines: one object per event, "
+    'with its "type" and every field.'
+)
+
 
 def register(commands: Any, options: Options) -> None:
     """Add ``watch`` to ``commands``."""
-    cmd = commands.add_parser(
-        "watch",
-        parents=[options.output, options.server],
-        help="follow exports until they end",
-        description="Live progress until every export ends. --json prints JSON Lines: one "
-        'object per event, with its "type" and every field.',
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    cmd = add_server_command(commands, options, "watch", _SUMMARY, _DESCRIPTION, EXIT_CODES)
     cmd.add_argument("export_ids", nargs="+", metavar="ID", help="export ids to watch")
     cmd.add_argument(
         "--outage-timeout",

@@ -22,6 +22,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -68,16 +69,12 @@ def requests_per_tick(publishers: int, seconds: float, interval: float) -> float
                 for n in range(publishers)
             ]
             _wait(lambda: any(p.said("leading") is not None for p in procs))
-            _wait(
-                lambda: all(
-                    p.said("leading") is not None or p.said("standing by") is not None
-                    for p in procs
-                )
-            )
-            start, t0 = len(recorder.authorizations), time.monotonic()
-            time.sleep(seconds)
-            sent = len(recorder.authorizations) - start
-            return sent / ((time.monotonic() - t0) / interval)
+
+            def settled() -> bool:  # each one leads or stands by (an index may be 0)
+                said = [(p.said("leading"), p.said("standing by")) for p in procs]
+                return all(lead is not None or standby is not None for lead, standby in said)
+
+            return _requests_per_tick(recorder, settled, seconds, interval)
     finally:
         for p in procs:
             p.close()
@@ -101,15 +98,24 @@ def naive_requests_per_tick(processes: int, seconds: float, interval: float) -> 
             for _ in range(processes)
         ]
         try:
-            _wait(lambda: len(recorder.authorizations) >= processes)
-            start, t0 = len(recorder.authorizations), time.monotonic()
-            time.sleep(seconds)
-            sent = len(recorder.authorizations) - start
-            return sent / ((time.monotonic() - t0) / interval)
+            return _requests_per_tick(
+                recorder, lambda: len(recorder.authorizations) >= processes, seconds, interval
+            )
         finally:
             for p in procs:
                 p.kill()
                 p.wait()
+
+
+def _requests_per_tick(
+    recorder: Recorder, ready: Callable[[], bool], seconds: float, interval: float
+) -> float:
+    """Once ``ready()``: the requests the server gets per ``interval`` over ``seconds``."""
+    _wait(ready)
+    start, t0 = len(recorder.authorizations), time.monotonic()
+    time.sleep(seconds)
+    sent = len(recorder.authorizations) - start
+    return sent / ((time.monotonic() - t0) / interval)
 
 
 def _root() -> Any:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from ._raw import Listener
+
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
 )
@@ -115,7 +117,7 @@ def nginx_proxy(upstream: str, tmp: Path, *, read_timeout: float = 2.0) -> Itera
             proc.stderr.close()
 
 
-class RawServer:
+class RawServer(Listener):
     """A loopback TCP listener run by a thread, with a handler per connection.
 
     Attributes:
@@ -124,50 +126,15 @@ class RawServer:
     """
 
     def __init__(self, handler: str, *, body_size: int = 0, declare_length: bool = False):
+        super().__init__(backlog=16)
         self.handler = handler
         self.body_size = body_size
         self.declare_length = declare_length
-        self.accepted = 0
         self.sent: list[int] = []
         self.finished: list[bool] = []
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.05)
-        self.port = int(self._sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._conns: list[socket.socket] = []
 
-    def __enter__(self) -> RawServer:
-        thread = threading.Thread(target=self._accept, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for conn in self._conns:
-            conn.close()
-        for thread in self._threads:
-            thread.join(timeout=10)
-        self._sock.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            self._conns.append(conn)
-            target = self._silent if self.handler == "silent" else self._stream
-            thread = threading.Thread(target=target, args=(conn,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+    def _serve(self, conn: socket.socket) -> None:
+        (self._silent if self.handler == "silent" else self._stream)(conn)
 
     def _read_request(self, conn: socket.socket) -> None:
         data = b""

@@ -10,8 +10,10 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 Respond = Callable[[bytes], bytes | Iterable[bytes]]
+_L = TypeVar("_L", bound="Listener")
 
 
 def response(
@@ -35,36 +37,45 @@ def response(
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-class RawHTTP:
-    """Serve ``respond(request_bytes)`` to every request, one connection each.
+class Listener:
+    """A thread accepting connections on 127.0.0.1 (a free port), each one served by
+    `_serve` in a thread of its own; leaving ``with`` closes them and joins every thread.
 
     Attributes:
-        respond: what answers a request (its head and body); may be replaced at any time.
-        requests: every request received, head and body.
         url: ``http://127.0.0.1:PORT``.
+        port: the port.
+        accepted: connections accepted so far.
     """
 
-    def __init__(self, respond: Respond) -> None:
-        self.respond = respond
-        self.requests: list[bytes] = []
+    def __init__(self, backlog: int = 64) -> None:
+        self.accepted = 0
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
+        self._sock.listen(backlog)
         self._sock.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
 
-    def __enter__(self) -> RawHTTP:
+    def __enter__(self: _L) -> _L:
         self._start(self._accept)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        for thread in list(self._threads):
+        with self._lock:
+            conns, threads = list(self._conns), list(self._threads)
+        for conn in conns:
+            conn.close()
+        for thread in threads:
             thread.join(timeout=10)
         self._sock.close()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError  # pragma: no cover
 
     def _start(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -81,7 +92,26 @@ class RawHTTP:
                 continue
             except OSError:
                 return
+            self.accepted += 1
+            with self._lock:
+                self._conns = [c for c in self._conns if c.fileno() != -1]
+                self._conns.append(conn)
             self._start(self._serve, conn)
+
+
+class RawHTTP(Listener):
+    """Serve ``respond(request_bytes)`` to every request, one connection each.
+
+    Attributes:
+        respond: what answers a request (its head and body); may be replaced at any time.
+        requests: every request received, head and body.
+        url: ``http://127.0.0.1:PORT``.
+    """
+
+    def __init__(self, respond: Respond) -> None:
+        super().__init__()
+        self.respond = respond
+        self.requests: list[bytes] = []
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:

@@ -260,6 +260,17 @@ async def test_broken_answers_over_the_wire(
     assert sum(r.fault is fault for r in sim.requests) == 8
 
 
+async def peak_of_a_list_refused_at_the_cap(client: vdgexport.Client) -> int:
+    """The peak of traced memory while ``client.list_exports()`` is refused at its cap."""
+    tracemalloc.start()
+    try:
+        with anyio.fail_after(10), pytest.raises(vdgexport.ProtocolError, match="cap"):
+            await client.list_exports()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("declare_length", [False, True])
 async def test_100_mb_body_is_refused_at_the_cap_with_bounded_memory(
     clock: ManualClock, declare_length: bool
@@ -268,13 +279,7 @@ async def test_100_mb_body_is_refused_at_the_cap_with_bounded_memory(
     size = 100 * 2**20
     with RawServer("stream", body_size=size, declare_length=declare_length) as server:
         async with fast_client(server.url, clock, max_response_bytes=cap) as client:
-            tracemalloc.start()
-            try:
-                with anyio.fail_after(10), pytest.raises(vdgexport.ProtocolError, match="cap"):
-                    await client.list_exports()
-                peak = tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
+            peak = await peak_of_a_list_refused_at_the_cap(client)
     # Bounded by the cap, not the body: the chunks read, plus what the transport buffers
     # (its reads grew to 256 KiB in Python 3.12, so up to about 3.3x the cap was measured).
     assert peak < 5 * cap < size // 4
@@ -307,13 +312,7 @@ async def test_a_compressed_bomb_is_refused_at_the_cap_on_decoded_bytes(
     answer = raw_response(body, headers=[("Content-Encoding", encoding)], length=False)
     with RawHTTP(lambda request: answer) as server:
         async with fast_client(server.url, clock, max_response_bytes=cap) as client:
-            tracemalloc.start()
-            try:
-                with anyio.fail_after(10), pytest.raises(vdgexport.ProtocolError, match="cap"):
-                    await client.list_exports()
-                peak = tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
+            peak = await peak_of_a_list_refused_at_the_cap(client)
     assert peak < 4 * cap  # 142 MiB before: httpx decodes each network chunk whole
     assert len(server.requests) == 3  # refused like any answer over the cap, retried
 

@@ -1,22 +1,27 @@
-"""Hypothesis: a generated schedule of leader kills, pauses and Redis restarts never makes a
-subscriber see an event twice or miss one.
+"""Hypothesis: a generated schedule of leader kills, pauses, Redis restarts and restores of an
+older snapshot never makes a subscriber see an event twice or miss one.
 
 Publishers run in this process, each with its own client and its own TCP proxy to Redis:
 a kill cancels the leader at once (its lease stays until it lapses, as after SIGKILL); a
 pause freezes its proxy past the lease, so that what it sent meanwhile reaches Redis late,
-after the takeover, as from a process that was stopped and continued.
+after the takeover, as from a process that was stopped and continued. A restart comes
+back empty; a restore comes back with the last ``snapshot`` (``SAVE``), losing what was
+written since, as Redis with RDB persistence after a crash.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import anyio.abc
+import coredis
 import pytest
 from anyio.abc import ByteReceiveStream, ByteSendStream, SocketStream
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import vdgexport
@@ -29,6 +34,7 @@ from vdgexport.fleet import FleetEvent, Publisher
 from vdgexport.testing import ManualClock, SenseSimulator
 
 LEASE = 0.5
+OPS = ["kill", "pause", "restart", "snapshot", "restore"]
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
 
@@ -86,13 +92,17 @@ class Member:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
-async def run_schedule(ops: list[str]) -> list[FleetEvent]:
+async def run_schedule(ops: list[str]) -> list[list[FleetEvent]]:
+    """What each subscriber read: one from the start, and one more from each restore on."""
     clock = ManualClock()
     sim = SenseSimulator(clock=clock)
     exports = [sim.add_export(duration=[6, 12]), sim.add_export(duration=9)]
-    redis = RedisServer()
+    folder = tempfile.TemporaryDirectory()
+    dump = Path(folder.name) / "dump.rdb"
+    redis = RedisServer(dump)
     redis.start()
     seen: list[FleetEvent] = []
+    accounts = [seen]
     try:
         async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
 
@@ -111,18 +121,19 @@ async def run_schedule(ops: list[str]) -> list[FleetEvent]:
                 tasks.start_soon(run)
                 return member
 
-            async def read() -> None:
+            async def read(into: list[FleetEvent]) -> None:
                 async with vdgexport.fleet.subscribe(redis.url, name="site") as events:
                     async for item in events:
-                        seen.append(item)  # noqa: PERF401 - seen grows while this runs
+                        into.append(item)  # noqa: PERF401 - it grows while this runs
 
             members = [await join(), await join()]
-            tasks.start_soon(read)
+            tasks.start_soon(read, seen)
 
             def leader() -> Member | None:
                 return next((m for m in members if m.publisher.leading), None)
 
             await until(lambda: leader() is not None)
+            saved = 0
             for op in ops:
                 clock.advance(1)
                 await until(lambda: leader() is not None)
@@ -138,14 +149,26 @@ async def run_schedule(ops: list[str]) -> list[FleetEvent]:
                     await until(lambda p=current: (m := leader()) is not None and m is not p)
                     clock.advance(1)
                     current.proxy.thaw()
+                elif op == "snapshot":
+                    async with coredis.Redis.from_url(redis.url) as admin:
+                        await admin.save()
+                    saved = len(seen)
+                elif op == "restore":  # once the subscriber read what the snapshot lacks
+                    await until(lambda n=saved: len(seen) > n or finished(seen, exports))
+                    redis.restart()  # from the last snapshot: what came since is lost
+                    accounts.append(late := [])
+                    tasks.start_soon(read, late)  # it reads the state Redis kept
+                    await until(lambda into=late: bool(into))
                 else:
-                    redis.restart()
+                    dump.unlink(missing_ok=True)
+                    redis.restart()  # empty
             clock.advance(30)
-            await until(lambda: finished(seen, exports), within=30)
+            await until(lambda: all(finished(a, exports) for a in accounts), within=30)
             tasks.cancel_scope.cancel()
     finally:
         redis.stop()
-    return seen
+        folder.cleanup()
+    return accounts
 
 
 def finished(seen: list[FleetEvent], exports: list[str]) -> bool:
@@ -165,7 +188,8 @@ def finished(seen: list[FleetEvent], exports: list[str]) -> bool:
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: each run is seconds
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(ops=st.lists(st.sampled_from(["kill", "pause", "restart"]), min_size=1, max_size=3))
+@given(ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=4))
+@example(ops=["snapshot", "restore"])
 async def test_no_schedule_of_failures_repeats_or_loses_an_event(ops: list[str]) -> None:
-    seen = await run_schedule(ops)
-    check_account(seen)
+    for seen in await run_schedule(ops):
+        check_account(seen)

@@ -33,6 +33,8 @@ from ._state import ExportState
 __all__ = ["Publisher", "publish"]
 
 _BACKOFF = (0.1, 5.0)  # first and longest wait between attempts to reach Redis
+_LOST = "Redis lost the stream or its last entries"
+_TAKEN = "the lease is gone or another publisher holds it"
 
 
 class Publisher:
@@ -64,7 +66,7 @@ class Publisher:
         self._client, self._url, self._name = client, redis_url, name
         self._retention, self._lease, self._interval = retention, lease, list_interval
         self._token = secrets.token_hex(16)  # of the current (or last) term of lead
-        self._last = "0-0"  # the last stream entry this leader knows was written
+        self._last = ""  # the last stream entry this leader knows was written ("": not yet)
         self._known: dict[str, ExportState] = {}
         self._watching: set[str] = set()
         self._lost: str | None = None
@@ -139,7 +141,7 @@ class Publisher:
             await anyio.sleep(third if left == -1 else min(max(left, 0) / 1000 + 0.001, third))
 
     async def _lead(self, redis: coredis.Redis[str], began: float) -> None:
-        self._lost = None
+        self._lost, self._last = None, ""  # `_begin` says where the stream is
         with anyio.CancelScope(deadline=began + self._lease) as scope:
             self.leading = True
             try:
@@ -171,14 +173,15 @@ class Publisher:
         while True:
             await anyio.sleep(self._lease / 3)
             began = anyio.current_time()
+            fence = [self.epoch or "", self._last] if self._last else ["", ""]
             try:
-                renewed: int = await script(keys=[self._keys.lease], args=[self._token, ms])
+                renewed: int = await script(keys=self._keys.all(), args=[self._token, ms, *fence])
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 continue  # the deadline steps down if Redis stays away
             if renewed != 1:
-                self._step_down(scope, "the lease is gone or another publisher holds it")
+                self._step_down(scope, _LOST if renewed == 2 else _TAKEN)
                 return
             scope.deadline = began + self._lease
 
@@ -315,12 +318,7 @@ class Publisher:
                 await anyio.sleep(wait)  # until it works or the lease runs out
                 wait = min(wait * 2, self._lease / 10)
         if reply in ("lost", "epoch"):
-            what = (
-                "another publisher took the lease"
-                if reply == "lost"
-                else "Redis lost the stream or its last entries"
-            )
-            self._step_down(scope, what)
+            self._step_down(scope, "another publisher took the lease" if reply == "lost" else _LOST)
             await anyio.sleep_forever()
         if reply != "dup" and entry_order(str(reply)) > entry_order(self._last):
             self._last = str(reply)

@@ -198,12 +198,21 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+#: Renew the lease of token ARGV[1] for ARGV[2] ms: 1, or 0 if it is not ours. Once the
+#: lead has begun (ARGV[3], its epoch, given), 2 if Redis lost the epoch or entries the
+#: leader wrote (ARGV[4] the last it knows): found within a third of a lease, writes or not.
+RENEW = (
+    _BEFORE
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '' then
+  if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 2 end
+  local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if not top[1] or before(top[1][1], ARGV[4]) then return 2 end
 end
-return 0
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
+)
 
 #: The lead begins: {'old', epoch, last entry id, id, state, ...} of the stored epoch, or
 #: {'new', epoch, its first entry id}: a new epoch holding the states ARGV[4..] (id, state).

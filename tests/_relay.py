@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +21,7 @@ from starlette.routing import Mount
 
 import vdgexport
 from vdgexport.testing import ManualClock, SenseSimulator
-from vdgexport.web import create_app
+from vdgexport.web import FleetSource, create_app
 
 from ._servers import serve
 
@@ -91,6 +94,22 @@ def relay(*, poll: float = 0.02, keepalive: float = 15.0, **client: Any) -> Iter
         yield Relay(base + PREFIX, sim, clock, counter, vdg, poll)
 
 
+@contextmanager
+def fleet_relay(redis_url: str, *, name: str = "site", keepalive: float = 15.0) -> Iterator[str]:
+    """A relay served from fleet ``name`` (no VDG server), mounted under `PREFIX`; its URL."""
+    source = FleetSource(redis_url, name=name)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with source:
+            yield
+
+    inner = create_app(source, keepalive=keepalive)
+    app = Starlette(lifespan=lifespan, routes=[Mount(PREFIX, app=inner)])
+    with serve(app, lifespan="on") as base:
+        yield base + PREFIX
+
+
 @dataclass
 class Sse:
     """One event as read from the stream."""
@@ -146,6 +165,16 @@ class SseStream:
                 await self._lines.__anext__()
 
 
+async def read_until(stream: SseStream, stop: Callable[[list[Sse]], bool]) -> list[Sse]:
+    """Events of ``stream`` until ``stop(events)`` holds (or the stream ends)."""
+    events: list[Sse] = []
+    async for event in stream:
+        events.append(event)
+        if stop(events):
+            break
+    return events
+
+
 @asynccontextmanager
 async def sse(
     http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
@@ -157,3 +186,27 @@ async def sse(
             yield stream
         finally:
             await stream.aclose()
+
+
+@contextmanager
+def relay_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``vdgexport serve ARGS --port 0``; yield the process and the URL of its first line."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VDG_URL", "VDG_PASSWORD")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vdgexport", "serve", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()  # blocks until uvicorn listens
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()

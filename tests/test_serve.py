@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from vdgexport.cli import main
 from vdgexport.cli.serve import is_loopback
-from vdgexport.testing import ManualClock, SenseSimulator
+from vdgexport.testing import Fault, ManualClock, SenseSimulator
 
+from ._relay import relay_process
 from ._servers import serve
-
-
-@contextmanager
-def relay_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``vdgexport serve ARGS --port 0``; yield the process and the URL of its first line."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VDG_URL", "VDG_PASSWORD")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vdgexport", "serve", *args, "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()  # blocks until uvicorn listens
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
 
 
 def sse_types(response: httpx.Response, n: int) -> list[str]:
@@ -85,6 +60,52 @@ def test_serve_relays_a_vdg_server_given_by_url() -> None:
 def test_serve_without_url_or_demo_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve"]) == 2
     assert "--url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--redis", "redis://127.0.0.1:1", "--name", "s", "--url", "http://x"], "not both"),
+        (["--redis", "redis://127.0.0.1:1", "--name", "s", "--demo"], "not both"),
+        (["--redis", "redis://127.0.0.1:1"], "--name"),
+        (["--url", "http://127.0.0.1:1", "--name", "s"], "--name goes with --redis"),
+        (["--redis", "http://127.0.0.1:1", "--name", "s"], "not a Redis URL"),
+        (["--redis", "redis://127.0.0.1:1", "--name", "a{b}"], "fleet name"),
+    ],
+)
+def test_serve_redis_takes_a_name_and_no_url(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_serve_url_health_follows_the_vdg_server_and_metrics_count_its_requests() -> None:
+    sim = SenseSimulator(clock=ManualClock())
+    sim.add_export(duration=60)
+    args = ("--interval", "0.05", "--timeout", "2")
+    with serve(sim) as vdg, relay_process("--url", vdg, *args) as (process, url):
+        healthy = httpx.get(f"{url}healthz", timeout=10)
+        metrics = httpx.get(f"{url}metrics", timeout=10)
+        sim.inject(Fault.STATUS, status=503, times=1000)  # the VDG server fails from now on
+        failed = httpx.get(f"{url}api/exports", timeout=10)
+        down = httpx.get(f"{url}healthz", timeout=10)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert healthy.status_code == 200
+    assert healthy.json() == {"status": "ok"}
+    assert metrics.headers["content-type"].startswith("text/plain")
+    requests = next(
+        line for line in metrics.text.splitlines() if line.startswith("vdgexport_requests_total")
+    )
+    assert float(requests.split()[1]) >= 1
+    assert "vdgexport_request_failures_total 0.0" in metrics.text
+    assert "vdgexport_sse_subscribers 0.0" in metrics.text
+    assert "vdgexport_events_sent_total 0.0" in metrics.text
+    assert failed.status_code == 502
+    assert down.status_code == 503
+    assert down.json() == {"status": "unhealthy", "reason": "requests to the VDG server fail"}
+    assert process.returncode == 0
 
 
 @pytest.mark.parametrize(

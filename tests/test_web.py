@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from ._relay import PREFIX, Sse, SseStream, relay, sse
+from ._relay import PREFIX, Sse, read_until, relay, sse
 
 TERMINAL = ("ExportCompleted", "ExportRemoved", "ExportVanished")
 
@@ -107,16 +107,6 @@ async def test_twenty_subscribers_share_one_request_per_tick() -> None:
     # One status request per tick for all 20 streams: the pace of one poller, not 20.
     assert len(requests) <= elapsed / r.poll + 2
     assert min(b - a for a, b in itertools.pairwise(requests)) >= 0.8 * r.poll
-
-
-async def read_until(stream: SseStream, stop: Callable[[list[Sse]], bool]) -> list[Sse]:
-    """Events of ``stream`` until ``stop(events)`` holds (or the stream ends)."""
-    events: list[Sse] = []
-    async for event in stream:
-        events.append(event)
-        if stop(events):
-            break
-    return events
 
 
 def has_progress(value: float) -> Callable[[list[Sse]], bool]:

@@ -66,16 +66,18 @@ def register(commands: Any, options: Options) -> None:
     cmd.set_defaults(run=run)
 
 
-def add_redis_options(cmd: argparse.ArgumentParser) -> None:
+def add_redis_options(cmd: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--redis URL`` and ``--name NAME``, the fleet's address (publish, serve)."""
     cmd.add_argument(
         "--redis",
-        required=True,
+        required=required,
         metavar="URL",
         help="the Redis server, redis://[:password@]host[:port][/db]",
     )
     cmd.add_argument(
-        "--name", required=True, help="the fleet's name: one per VDG server, the same everywhere"
+        "--name",
+        required=required,
+        help="the fleet's name: one per VDG server, the same everywhere",
     )
 
 

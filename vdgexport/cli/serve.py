@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -15,7 +17,9 @@ import vdgexport
 
 from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error
 from .connect import make_client
+from .metrics import ClientHealth, RelayCollector, fleet_health, relay_routes
 from .options import Options, count, positive
+from .publish import FLEET_HINT, add_redis_options
 
 __all__ = ["WEB_HINT", "is_loopback", "register", "run"]
 
@@ -26,10 +30,13 @@ DEMO_PAUSE = 20.0
 _DESCRIPTION = """\
 Serve the relay: one poller of the VDG server for any number of browsers and services.
 GET / is a live dashboard; /api/exports, /api/exports/ID and /api/exports/ID/events,
-/api/events serve JSON and server-sent events. The first line printed is the relay's URL.
-The relay has no login of its own: keep it on loopback (the default) or behind a proxy
-that authenticates. With --demo it serves the built-in simulator, playing the demo's
-script (exports complete, one is removed, the PluginManager restarts) round after round."""
+/api/events serve JSON and server-sent events; /metrics (Prometheus) and /healthz tell
+how it does. The first line printed is the relay's URL. The relay has no login of its own:
+keep it on loopback (the default) or behind a proxy that authenticates. With --demo it
+serves the built-in simulator, playing the demo's script (exports complete, one is removed,
+the PluginManager restarts) round after round. With --redis URL --name NAME (instead of
+--url) it serves a fleet's events from Redis (see vdgexport publish) and polls nothing:
+run as many replicas as you like; a browser resumes on any of them."""
 
 
 def register(commands: Any, options: Options) -> None:
@@ -55,6 +62,7 @@ def register(commands: Any, options: Options) -> None:
         metavar="X",
         help="with --demo: simulated seconds per real second (default: 2)",
     )
+    add_redis_options(cmd, required=False)
     cmd.set_defaults(run=run, needs_url=False)
 
 
@@ -73,19 +81,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: F401
 
-        from vdgexport.web import create_app
+        from vdgexport.web import RelayStats, create_app
     except ImportError:
         error(f"serve needs the web extra: {WEB_HINT}")
         return EXIT_ERROR
-    if not args.demo and not args.url:
-        print("vdgexport serve: error: give --url URL (or set VDG_URL), or --demo", file=sys.stderr)
+    problem = _usage(args)
+    if problem:
+        print(f"vdgexport serve: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    play: Callable[[vdgexport.Client], Any] | None = None
     try:
-        if args.demo:
-            client, play = _demo(args)
-        else:
-            client = make_client(args, outage_timeout=None)
+        source, health, play = _source(args)
+    except ImportError:
+        error(f"serve --redis needs the fleet extra: {FLEET_HINT}")
+        return EXIT_ERROR
     except ValueError as exc:
         print(f"vdgexport serve: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -94,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
             f"warning: listening on {args.host}: the relay has no login, anyone who can reach "
             "it sees every export"
         )
-    app = create_app(client, list_max_age=max(2.0, args.interval))
+    stats = RelayStats()
+    app = create_app(source, list_max_age=max(2.0, args.interval), stats=stats)
+    client = source if isinstance(source, vdgexport.Client) else None
+    app.router.routes.extend(relay_routes(RelayCollector(stats, client), health))
     try:
-        anyio.run(_serve, app, client, args.host, args.port, play)  # uvicorn needs asyncio
+        anyio.run(_serve, app, source, args.host, args.port, play)  # uvicorn needs asyncio
     except KeyboardInterrupt:
         pass
     except SystemExit as exc:  # uvicorn could not listen (it logged why)
@@ -104,9 +115,37 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the choice of source (--url, --demo, --redis), if anything."""
+    url_given = bool(args.url) and args.url != os.environ.get("VDG_URL")  # VDG_URL: a default
+    if args.redis is not None:
+        if url_given or args.demo:
+            return "give --redis or --url (or --demo), not both"
+        if not args.name:
+            return "--redis needs --name NAME (the fleet's name, as given to vdgexport publish)"
+        return None
+    if args.name is not None:
+        return "--name goes with --redis URL"
+    if not args.demo and not args.url:
+        return "give --url URL (or set VDG_URL), --redis URL --name NAME, or --demo"
+    return None
+
+
+def _source(args: argparse.Namespace) -> tuple[Any, Callable[[], Awaitable[Any]], Any]:
+    """The relay's source (a client, the demo's, or a fleet), its health check, the demo."""
+    if args.redis is not None:
+        from vdgexport.web import FleetSource
+
+        fleet = FleetSource(args.redis, name=args.name, timeout=args.timeout)  # ImportError
+        return fleet, functools.partial(fleet_health, fleet), None  # without the fleet extra
+    client, play = _demo(args) if args.demo else (make_client(args, outage_timeout=None), None)
+    max_age = max(2.0, args.interval)
+    return client, ClientHealth(client, max_age=max_age, timeout=args.timeout), play
+
+
 async def _serve(
     app: Any,
-    client: vdgexport.Client,
+    source: Any,
     host: str,
     port: int,
     play: Callable[[vdgexport.Client], Any] | None,
@@ -128,17 +167,17 @@ async def _serve(
         async def shutdown(self, sockets: Any = None) -> None:
             demo.cancel()
             await anyio.lowlevel.checkpoint()
-            await client.aclose()  # ends every open stream, so that connections can close
+            await source.aclose()  # ends every open stream, so that connections can close
             await super().shutdown(sockets=sockets)
 
     async def play_demo(play: Callable[[vdgexport.Client], Any]) -> None:
         with demo:
-            await play(client)
+            await play(source)
 
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
     )
-    async with client, anyio.create_task_group() as tasks:
+    async with source, anyio.create_task_group() as tasks:
         if play is not None:
             tasks.start_soon(play_demo, play)
         await Server(config).serve()

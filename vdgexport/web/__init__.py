@@ -15,8 +15,13 @@ Example:
     # enter the client for as long as the app serves (e.g. in a lifespan), then:
     app = create_app(client)
     ```
+
+With a `FleetSource` instead of a client, the same app serves from a fleet's Redis stream
+(`vdgexport.fleet`) and polls nothing; `RelayStats` counts its streams for ``/metrics``.
 """
 
 from ._app import create_app
+from ._fleet import FleetSource
+from ._sse import RelayStats
 
-__all__ = ["create_app"]
+__all__ = ["FleetSource", "RelayStats", "create_app"]

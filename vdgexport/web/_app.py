@@ -12,7 +12,8 @@ from starlette.routing import Route
 
 import vdgexport
 
-from ._sse import KEEPALIVE, Channel, EventStream, TokenError, decode_token
+from ._fleet import FleetSource, fleet_routes
+from ._sse import KEEPALIVE, Channel, EventStream, RelayStats, TokenError, decode_token
 from ._streams import ListCache, all_exports_stream, error_text, export_stream
 
 __all__ = ["create_app"]
@@ -21,10 +22,11 @@ _NO_STORE = {"cache-control": "no-store"}
 
 
 def create_app(
-    client: vdgexport.Client,
+    client: vdgexport.Client | FleetSource,
     *,
     list_max_age: float = 2.0,
     keepalive: float = KEEPALIVE,
+    stats: RelayStats | None = None,
 ) -> Starlette:
     """The relay as an ASGI app (Starlette): JSON, server-sent events and the dashboard.
 
@@ -33,12 +35,18 @@ def create_app(
     one poller, so the VDG server sees one status request per tick however many streams
     are open. Closing the client ends every open stream.
 
+    Given a `FleetSource` instead of a client, it serves the same routes from the fleet's
+    Redis stream and polls nothing: each ``id:`` is then the fleet token, so a browser
+    resumes with ``Last-Event-ID`` on any replica, also on ``/api/events``; a token that
+    cannot be resumed gives ``event: reset`` and the current state.
+
     Args:
-        client: the `vdgexport.Client` every route uses.
+        client: the `vdgexport.Client` every route uses, or a `FleetSource`.
         list_max_age: seconds a whole list is reused by ``GET /api/exports`` and by the
             discovery of new exports for ``GET /api/events``: at most one list request per
             ``list_max_age`` for all of them together.
         keepalive: seconds without an event after which a stream gets a comment line.
+        stats: counts the open streams and the events sent (for ``/metrics``).
 
     Routes:
         ``GET /``: the live dashboard page.
@@ -68,11 +76,16 @@ def create_app(
     """
     if not keepalive > 0 or not list_max_age > 0:
         raise ValueError("keepalive and list_max_age must be positive")
-    lists = ListCache(client, list_max_age)
+    stats = RelayStats() if stats is None else stats
     page = files("vdgexport.web").joinpath("dashboard.html").read_text(encoding="utf-8")
 
     async def dashboard(request: Request) -> Response:
         return HTMLResponse(page, headers=_NO_STORE)
+
+    if isinstance(client, FleetSource):
+        fleet = fleet_routes(client, keepalive=keepalive, stats=stats)
+        return Starlette(routes=[Route("/", dashboard), *fleet])
+    lists = ListCache(client, list_max_age)
 
     async def exports(request: Request) -> Response:
         try:
@@ -112,7 +125,7 @@ def create_app(
         async def produce(channel: Channel) -> None:
             await export_stream(watch, channel, fresh=resume is None, keepalive=keepalive)
 
-        return EventStream(produce)
+        return EventStream(produce, stats)
 
     async def all_events(request: Request) -> Response:
         reset = bool(request.headers.get("last-event-id"))
@@ -120,7 +133,7 @@ def create_app(
         async def produce(channel: Channel) -> None:
             await all_exports_stream(client, lists, channel, keepalive=keepalive, reset=reset)
 
-        return EventStream(produce)
+        return EventStream(produce, stats)
 
     routes = [
         Route("/", dashboard),

@@ -25,6 +25,7 @@ __all__ = [
     "KEEPALIVE",
     "Channel",
     "EventStream",
+    "RelayStats",
     "TokenError",
     "comment",
     "decode_token",
@@ -43,6 +44,30 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
 ]
+
+
+class RelayStats:
+    """What a relay's streams have done, for its ``/metrics`` (read them at any time).
+
+    Attributes:
+        subscribers: the server-sent event streams open now.
+        events_sent: the events (not comments) written to every stream so far.
+
+    Example:
+        ```python
+        stats = vdgexport.web.RelayStats()
+        app = vdgexport.web.create_app(client, stats=stats)
+        ...
+        print(stats.subscribers, stats.events_sent)
+        ```
+    """
+
+    def __init__(self) -> None:
+        self.subscribers = 0
+        self.events_sent = 0
+
+    def __repr__(self) -> str:
+        return f"<RelayStats subscribers={self.subscribers} events_sent={self.events_sent}>"
 
 
 class TokenError(ValueError):
@@ -96,8 +121,9 @@ def comment(text: str = "keep-alive") -> bytes:
 class Channel:
     """Where a producer writes: the stream's chunks, or one JSON error before any chunk."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, stats: RelayStats | None = None) -> None:
         self._send = send
+        self._stats = stats
         self.started = False
         self.finished = False
 
@@ -107,6 +133,8 @@ class Channel:
             self.started = True
             await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if self._stats is not None and chunk and not chunk.startswith(b":"):
+            self._stats.events_sent += 1  # a frame: a comment begins with a colon
 
     async def answer(self, status: int, data: dict[str, Any] | None = None) -> None:
         """Answer with ``status`` and a JSON body instead of a stream (before any chunk)."""
@@ -132,14 +160,23 @@ Producer = Callable[[Channel], Awaitable[None]]
 
 
 class EventStream(Response):
-    """An ASGI response that runs ``producer`` until it returns or the client goes away."""
+    """An ASGI response that runs ``producer`` until it returns or the client goes away;
+    ``stats`` counts it while it is open, and the events it writes."""
 
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, stats: RelayStats) -> None:
         super().__init__(status_code=200, media_type="text/event-stream")
         self._producer = producer
+        self._stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        channel = Channel(send)
+        self._stats.subscribers += 1
+        try:
+            await self._run(receive, send)
+        finally:
+            self._stats.subscribers -= 1
+
+    async def _run(self, receive: Receive, send: Send) -> None:
+        channel = Channel(send, self._stats)
         gone = False
         async with anyio.create_task_group() as tasks:
 

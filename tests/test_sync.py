@@ -127,7 +127,7 @@ def test_no_thread_is_left_behind_after_close(url: str, backend: str, sim: Sense
     client.get_export(eid)
     assert client.stats().watches == 1
     client.close()
-    assert set(threading.enumerate()) == before
+    assert set(threading.enumerate()) <= before  # (an idle thread of trio's cache may end)
     final = client.stats()  # the final counts, also when closed
     assert (final.watches, final.watched_ids) == (0, 0)
     assert final.requests >= 2

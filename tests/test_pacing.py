@@ -19,6 +19,7 @@ from vdgexport._pace import Pace
 from vdgexport.testing import ManualClock, SenseSimulator
 
 from ._servers import serve
+from ._stamped import Stamped, status_requests
 
 
 @pytest.fixture
@@ -110,6 +111,35 @@ async def test_a_restart_confirms_at_most_8_missing_ids_per_tick(
         else:
             per_tick[-1] += 1
     assert per_tick[:3] == [8, 8, 4]  # never 20 at once
+
+
+async def test_several_ids_cost_one_list_request_per_tick_however_long_the_list(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    """F11: 5 watched ids among 300 listed were polled per id, 5 requests per tick."""
+    ids = [sim.add_export(duration=1000) for _ in range(300)]
+    stamped = Stamped(sim)
+    with serve(stamped) as url:
+        options = {"poll_interval": 0.05, "max_poll_interval": 0.05}
+        async with client_at(url, clock, **options) as client:
+            watches = [client.watch(i) for i in ids[:5]]
+            for watch in watches:
+                await watch.__aenter__()
+            for watch in watches:
+                await first_snapshot(watch)
+            start = len(stamped.stamps)
+            for step in range(1, 6):
+                clock.advance(1)  # 0.1 % a step: every watch has news from the next tick
+                for watch in watches:
+                    event = await first_snapshot(watch, devices=0)
+                    assert isinstance(event[0], DeviceProgress)
+                    assert event[0].progress == pytest.approx(0.1 * step)
+            ticks = status_requests(stamped.stamps[start:])
+            for watch in watches:
+                await watch.aclose()
+    assert ticks and not [s.query for s in ticks if s.per_id]  # whole-list requests only
+    gaps = [b.at - a.at for a, b in zip(ticks, ticks[1:])]
+    assert min(gaps, default=1.0) >= 0.05 * 0.9  # at most one per poll_interval
 
 
 def stretched_pace() -> Pace:

@@ -21,16 +21,10 @@ __all__ = ["MAX_CONFIRMATIONS", "Poller"]
 
 logger = logging.getLogger("vdgexport")
 
-#: What one extra request costs, counted in exports parsed: the whole list is fetched when
-#: it is expected to cost less than one request per watched id.
-REQUEST_COST = 50
 #: Ids missing from a list answer are confirmed per id, at most this many per tick (the
 #: rest in the following ticks), so a restart is no burst: requests per poll_interval
-#: stay at most 1 + MAX_CONFIRMATIONS. At most 1 + this many ids are polled per id.
+#: stay at most 1 + MAX_CONFIRMATIONS.
 MAX_CONFIRMATIONS = 8
-#: In per-id mode, the whole list is fetched again after this many ticks, to learn whether
-#: it became short enough to be the cheaper request.
-LIST_REFRESH_TICKS = 60
 
 FetchOne = Callable[[str], Awaitable[Export]]
 FetchList = Callable[[], Awaitable[ExportList]]
@@ -73,10 +67,8 @@ class Poller(Subscriptions):
         #: A whole-server outage: (real time, clock time) it began, the last error.
         self._outage: tuple[float, float, str] | None = None
         self._ticks = 0
-        self._list_size: int | None = None
         self._last_list: ExportList | None = None
         self._asked = False  # whether the last tick needed per-id requests beside the list
-        self._ticks_since_list = 0
         self._stopped = anyio.Event()
         self._scope: anyio.CancelScope | None = None
         self._running = False
@@ -203,7 +195,6 @@ class Poller(Subscriptions):
         backlog = False
         if self._use_list(len(ids)):
             exports = await self._sent(self._fetch_list)
-            self._list_size, self._ticks_since_list = len(exports), 0
             unchanged = exports is self._last_list and not self._asked and not self._failures
             if unchanged and not any(e.fresh for e in self._entries.values()):
                 return self._stall_checks()
@@ -218,7 +209,6 @@ class Poller(Subscriptions):
             asked = self._pick(missing)
             backlog = len(asked) < len(missing)
         else:
-            self._ticks_since_list += 1
             asked = ids
         self._asked = bool(asked)
         failed = await self._each(asked, results)
@@ -253,16 +243,12 @@ class Poller(Subscriptions):
         return missing
 
     def _use_list(self, watched: int) -> bool:
-        if watched < 2:
-            return False
-        if watched > 1 + MAX_CONFIRMATIONS:
-            return True
-        size = self._list_size
-        cheap = size is None or size <= REQUEST_COST * (watched - 1) + watched
-        return cheap or self._ticks_since_list >= LIST_REFRESH_TICKS
+        """One watched id is polled by id; several with one whole-list request (DESIGN §3):
+        a list unchanged since the last tick costs next to nothing (`ListParser`)."""
+        return watched >= 2
 
     async def _each(self, ids: list[str], results: dict[str, Export | None]) -> dict[str, VdgError]:
-        """Per-id requests, a few at a time (at most ``1 + MAX_CONFIRMATIONS``).
+        """Per-id requests: the one watched id, or the confirmations (`MAX_CONFIRMATIONS`).
 
         Answers go into ``results`` (``None`` for -57). Ids whose request failed
         transiently are returned with their error, so that one failure does not cost the

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from vdgexport.testing._requests import parse_query
 
-__all__ = ["Stamp", "Stamped", "status_requests"]
+__all__ = ["Stamp", "Stamped", "shortest_gap", "status_requests"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,8 @@ class Stamped:
 def status_requests(stamps: list[Stamp]) -> list[Stamp]:
     """The status requests (list or per id) among ``stamps``."""
     return [s for s in stamps if s.query.get("command") == "getExportVideoStatus"]
+
+
+def shortest_gap(stamps: list[Stamp]) -> float:
+    """The shortest time between two consecutive ``stamps`` (infinite for fewer than two)."""
+    return min((b.at - a.at for a, b in itertools.pairwise(stamps)), default=float("inf"))

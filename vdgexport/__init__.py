@@ -40,6 +40,7 @@ from ._exceptions import (
     TransportError,
     VdgError,
 )
+from ._listwatch import ListWatch
 from ._models import (
     ClientStats,
     DeviceExport,
@@ -82,6 +83,7 @@ __all__ = [
     "ExportVanished",
     "ExportVanishedError",
     "HTTPStatusError",
+    "ListWatch",
     "ProtocolError",
     "ServerInfo",
     "SessionAuth",

@@ -25,6 +25,7 @@ from ._exceptions import (
     VdgError,
 )
 from ._incremental import ListParser, parse_export_async
+from ._listwatch import ListWatch
 from ._models import ClientStats, Export, ExportId, ExportList
 from ._poller import Poller
 from ._retry import retrying
@@ -212,7 +213,9 @@ class Client(ManageCalls):
     def stats(self) -> ClientStats:
         """Counts of requests, failures and watches so far (`ClientStats`), also when closed."""
         poller = self._poller
-        return ClientStats(self._requests, self._failures, poller.watches, poller.watched)
+        return ClientStats(
+            self._requests, self._failures, poller.watches, poller.watched, poller.list_watches
+        )
 
     async def _count_request(self, request: httpx.Request) -> None:
         self._requests += 1
@@ -303,6 +306,31 @@ class Client(ManageCalls):
         text = check_id(export_id)
         self._check_open()
         return Watch(self._poller, text, resume)
+
+    def watch_list(self) -> ListWatch:
+        """Watch the server's whole list: an async iterator of `ExportList`, one per poll.
+
+        While one is subscribed, each tick of the client's poller is one whole-list request
+        and every `watch` of the client is served from that same answer, so a service that
+        discovers exports and watches each of them (a relay, a fleet publisher) costs the
+        server one status request per tick. It yields the latest list only (a slow consumer
+        gets the newest, never a backlog; an unchanged answer is the same object again),
+        nothing during an outage, raises as a `Watch` does after ``outage_timeout`` of
+        failures or on a permanent error, and ends with `ClientClosedError` when the client
+        closes. Leaving it in any way unsubscribes at once. See `ListWatch`.
+
+        Example:
+            ```python
+            async with client.watch_list() as lists:
+                async for exports in lists:
+                    for export in exports:
+                        if export.export_id not in followed:
+                            followed.add(export.export_id)
+                            tasks.start_soon(follow, client.watch(export.export_id))
+            ```
+        """
+        self._check_open()
+        return ListWatch(self._poller)
 
     async def wait_for_completion(
         self,

@@ -203,6 +203,7 @@ class ClientStats:
             not a failure.
         watches: open watches: entered or being iterated, not yet ended or left.
         watched_ids: distinct export ids being polled.
+        list_watches: open list watches (`Client.watch_list`).
 
     Example:
         ```python
@@ -215,6 +216,7 @@ class ClientStats:
     failures: int
     watches: int
     watched_ids: int
+    list_watches: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import anyio.lowlevel
 
 from ._diff import Tracker
 from ._exceptions import ClientClosedError, ExportNotFoundError, VdgError
+from ._listwatch import Listeners, ListWatch
 from ._models import Export, ExportList
 from ._pace import Pace
 from ._retry import backoff, is_transient
@@ -68,6 +69,9 @@ class Poller(Subscriptions):
         self._outage: tuple[float, float, str] | None = None
         self._ticks = 0
         self._last_list: ExportList | None = None
+        #: The answer of the last tick while the ticks poll the list, else ``None``.
+        self._current: ExportList | None = None
+        self._listeners = Listeners(self._list_left)
         self._asked = False  # whether the last tick needed per-id requests beside the list
         self._stopped = anyio.Event()
         self._scope: anyio.CancelScope | None = None
@@ -76,19 +80,43 @@ class Poller(Subscriptions):
 
     # -- subscriptions -------------------------------------------------------------------
 
-    def subscribe(self, watch: Subscriber) -> None:
-        """Serve ``watch``: from the last snapshot at once if its id is polled already."""
+    @property
+    def list_watches(self) -> int:
+        """How many list watches are subscribed."""
+        return len(self._listeners)
+
+    def _start(self) -> None:
         if self._closed:
             raise ClientClosedError("the client is closed")
         if not self._running:
             self._stopped = anyio.Event()
             self._spawn(self._run)  # raises if the client cannot own a task
             self._running = True
+        if not self._entries and not self._listeners and (self._outage or self._failures):
+            self._forget_outage()  # nothing is polled: any outage has ended for the poller
+
+    def subscribe_list(self, watch: ListWatch) -> None:
+        """Serve ``watch`` every list answer: the last one at once if the list is polled."""
+        self._start()
+        self._listeners.add(watch)
+        if self._current is not None:
+            watch.offer(self._current)
+        elif self._pace.join(anyio.current_time()):
+            self._wake.set()
+
+    def unsubscribe_list(self, watch: ListWatch) -> None:
+        self._listeners.remove(watch)
+
+    def _list_left(self) -> None:
+        if not self._entries:
+            self._wake.set()  # nothing is watched any more: the loop ends
+
+    def subscribe(self, watch: Subscriber) -> None:
+        """Serve ``watch``: from the last snapshot at once if its id is polled already."""
+        self._start()
         export_id = watch.export_id
         ref = Ref(watch, self._on_collected)
         ref.export_id = export_id
-        if not self._entries and (self._outage is not None or self._failures):
-            self._forget_outage()  # nothing is polled: any outage has ended for the poller
         entry = self._entries.get(export_id)
         with self._delivering():
             if entry is None:
@@ -132,13 +160,14 @@ class Poller(Subscriptions):
             with anyio.CancelScope(shield=True):
                 await self._stopped.wait()
         self._fail_all(ClientClosedError("the client was closed while this export was watched"))
+        self._listeners.fail(ClientClosedError("the client was closed while its list was watched"))
 
     # -- the loop ------------------------------------------------------------------------
 
     async def _run(self) -> None:
         try:
             with anyio.CancelScope() as self._scope:
-                while self._entries and not self._closed:
+                while (self._entries or self._listeners) and not self._closed:
                     self._wake = anyio.Event()
                     wait = self._pace.due - anyio.current_time()
                     if wait > 0:
@@ -150,6 +179,7 @@ class Poller(Subscriptions):
         finally:
             self._running = False
             self._scope = None
+            self._current = None
             self._stopped.set()
 
     async def _tick_safely(self) -> None:
@@ -163,6 +193,7 @@ class Poller(Subscriptions):
         except Exception as exc:  # a bug must not kill the client's task group
             logger.exception("watch poller failed")
             self._fail_all(exc)
+            self._listeners.fail(exc)
             self._pace.failed(anyio.current_time(), self._min)
             return
         self._failures, self._outage = 0, None
@@ -170,9 +201,11 @@ class Poller(Subscriptions):
 
     def _failed(self, exc: VdgError) -> None:
         """No poll of this tick answered: an outage tick, or a permanent refusal."""
+        self._current = None
         if not is_transient(exc):
             logger.warning("watch failed permanently: %s", exc)
             self._fail_all(exc)
+            self._listeners.fail(exc)
             self._pace.failed(anyio.current_time(), self._min)
             return
         self._failures += 1
@@ -180,6 +213,10 @@ class Poller(Subscriptions):
         text = describe(exc)
         start = (now, self._clock()) if self._outage is None else self._outage[:2]
         self._outage = (*start, text)
+        limit = self._outage_timeout
+        if self._listeners and limit is not None and now - start[0] >= limit:
+            logger.warning("the list failing for over %g s: %s", limit, exc)
+            self._listeners.fail(exc)
         logger.info("poll failed (%s); backing off", exc)
         self._mark_failed(dict.fromkeys(self._entries, exc))
         self._pace.failed(now, backoff(self._failures, self._min, self._max, exc))
@@ -193,8 +230,12 @@ class Poller(Subscriptions):
         ids = list(self._entries)
         results: dict[str, Export | None] = {}
         backlog = False
-        if self._use_list(len(ids)):
+        listing = self._use_list(len(ids))
+        if listing:
             exports = await self._sent(self._fetch_list)
+            self._current = exports
+            self._listeners.offer(exports)
+            news = bool(self._listeners) and exports is not self._last_list
             unchanged = exports is self._last_list and not self._asked and not self._failures
             if unchanged and not any(e.fresh for e in self._entries.values()):
                 return self._stall_checks()
@@ -207,12 +248,13 @@ class Poller(Subscriptions):
                 else:
                     results[export_id] = found
             asked = self._pick(missing)
-            backlog = len(asked) < len(missing)
+            backlog = news or len(asked) < len(missing)
         else:
+            self._current = None
             asked = ids
         self._asked = bool(asked)
         failed = await self._each(asked, results)
-        if failed and len(failed) == len(ids):
+        if failed and len(failed) == len(ids) and not listing:
             raise next(iter(failed.values()))  # nothing answered at all: an outage tick
         return self._answered(ids, results, failed) or backlog
 
@@ -243,9 +285,10 @@ class Poller(Subscriptions):
         return missing
 
     def _use_list(self, watched: int) -> bool:
-        """One watched id is polled by id; several with one whole-list request (DESIGN §3):
-        a list unchanged since the last tick costs next to nothing (`ListParser`)."""
-        return watched >= 2
+        """One watched id is polled by id; several with one whole-list request (DESIGN §3),
+        and so is any number while a list watch is subscribed: a list unchanged since the
+        last tick costs next to nothing (`ListParser`)."""
+        return watched >= 2 or bool(self._listeners)
 
     async def _each(self, ids: list[str], results: dict[str, Export | None]) -> dict[str, VdgError]:
         """Per-id requests: the one watched id, or the confirmations (`MAX_CONFIRMATIONS`).

@@ -133,3 +133,43 @@ async def test_a_timeout_around_next_unsubscribes_and_the_watch_goes_on_after(
         assert isinstance(event, DeviceProgress)
         assert (event.progress, event.previous_progress) == (30.0, 0.0)
         assert client.stats().watches == 1
+
+
+@pytest.mark.parametrize("way", ["break", "async with", "aclose", "cancel"])
+async def test_leaving_a_list_watch_unsubscribes_at_once(
+    way: str, via: str, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    """And the one id watch left is polled by id again, from the next tick."""
+    eid = sim.add_export(duration=1000)
+    async with client_of(sim, clock, via) as client, client.watch(eid) as events:
+        with anyio.fail_after(5):
+            if way == "break":
+                async for _ in client.watch_list():
+                    break
+            elif way == "async with":
+                async with client.watch_list() as lists:
+                    await lists.__anext__()
+            elif way == "aclose":
+                lists = client.watch_list()
+                await lists.__anext__()
+                await lists.aclose()
+            else:
+                async with anyio.create_task_group() as tasks:
+                    got = anyio.Event()
+
+                    async def consume() -> None:
+                        async for _ in client.watch_list():
+                            got.set()
+
+                    tasks.start_soon(consume)
+                    await got.wait()
+                    tasks.cancel_scope.cancel()
+            assert client.stats().list_watches == 0
+            await events.__anext__()
+            await events.__anext__()  # the first snapshot
+            left = len(sim.requests)
+            for _ in range(3):
+                clock.advance(1)
+                assert isinstance(await events.__anext__(), DeviceProgress)
+        after = [r for r in sim.requests[left:] if "exportid" not in r.query]
+        assert len(after) <= 1  # a list request in flight as it left, no more

@@ -9,7 +9,6 @@ stamped as they reach the server; the waits are the product's own pace, bounded 
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,17 +36,6 @@ def stamped(sim: SenseSimulator) -> Stamped:
 def url(stamped: Stamped) -> Iterator[str]:
     with serve(stamped) as base_url:
         yield base_url
-
-
-@pytest.fixture
-def no_gc() -> Iterator[None]:
-    """The collector off: leaving must not depend on it."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def client_at(url: str, clock: ManualClock, **options: Any) -> vdgexport.Client:
@@ -118,43 +106,6 @@ async def test_a_new_list_watch_gets_the_last_list_at_once_with_no_request(
             async with client.watch_list() as b:
                 assert await next_list(b) is seen
             assert len(status_requests(stamped.stamps)) == 1
-
-
-@pytest.mark.parametrize("way", ["break", "async with", "aclose", "cancel"])
-async def test_leaving_a_list_watch_unsubscribes_at_once(
-    way: str, no_gc: None, url: str, stamped: Stamped, sim: SenseSimulator, clock: ManualClock
-) -> None:
-    """And the one id watch left is polled by id again, from the next tick."""
-    eid = sim.add_export(duration=1000)
-    async with client_at(url, clock) as client, client.watch(eid) as events:
-        with anyio.fail_after(10):
-            if way == "break":
-                async for _ in client.watch_list():
-                    break
-            elif way == "async with":
-                async with client.watch_list() as lists:
-                    await lists.__anext__()
-            elif way == "aclose":
-                lists = client.watch_list()
-                await lists.__anext__()
-                await lists.aclose()
-            else:
-                async with anyio.create_task_group() as tasks:
-                    got = anyio.Event()
-
-                    async def consume() -> None:
-                        async for _ in client.watch_list():
-                            got.set()
-
-                    tasks.start_soon(consume)
-                    await got.wait()
-                    tasks.cancel_scope.cancel()
-        assert client.stats().list_watches == 0
-        await take(events, 2)
-        clock.advance(1)
-        [event] = await take(events, 1)
-        assert isinstance(event, DeviceProgress)
-        assert status_requests(stamped.stamps)[-1].per_id  # no list request any more
 
 
 async def test_closing_the_client_ends_its_list_watches(

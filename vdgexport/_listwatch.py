@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
-from . import _wakeup
+from ._leaving import Leaving
 from ._models import ExportList
 
 __all__ = ["ListHub", "ListWatch", "Listeners"]
@@ -24,7 +23,7 @@ class ListHub(Protocol):
     def unsubscribe_list(self, watch: ListWatch) -> None: ...  # pragma: no cover - a protocol
 
 
-class ListWatch:
+class ListWatch(Leaving):
     """The server's whole list, as the client's shared poller sees it: an async iterator and
     an async context manager of `ExportList`.
 
@@ -53,20 +52,16 @@ class ListWatch:
         ```
     """
 
-    __slots__ = ("__weakref__", "_error", "_hub", "_latest", "_ready", "_state")
+    __slots__ = ("__weakref__", "_hub", "_latest", "_state")
 
     def __init__(self, hub: ListHub) -> None:
+        super().__init__()
         self._hub = hub
         self._latest: ExportList | None = None
-        self._ready: list[Any] | None = None  # the tasks waiting for the next list
-        self._error: BaseException | None = None
         self._state = _IDLE
 
     def __repr__(self) -> str:
         return f"<ListWatch {'done' if self._state == _DONE else 'open'}>"
-
-    def __aiter__(self) -> ListWatch:
-        return self
 
     async def __anext__(self) -> ExportList:
         while True:
@@ -74,34 +69,10 @@ class ListWatch:
             latest, self._latest = self._latest, None
             if latest is not None:
                 return latest
-            if self._error is not None:
-                error, self._error = self._error, None
-                raise error.with_traceback(None)  # one error may end many: a fresh traceback
+            self._raise_error()
             if self._state == _DONE:
                 raise StopAsyncIteration
-            if self._ready is None:
-                self._ready = []
-            try:
-                await _wakeup.wait(self._ready)
-            except BaseException:
-                # Cancelled: the consumer may be gone for good (its traceback keeps this
-                # frame, so this object, alive). Unsubscribe now; a later call goes on.
-                if self._state == _SUBSCRIBED:
-                    self._hub.unsubscribe_list(self)
-                    self._state = _IDLE
-                raise
-
-    async def __aenter__(self) -> ListWatch:
-        self._start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+            await self._sleep()
 
     async def aclose(self) -> None:
         """Stop watching now; iteration stops at once, also in another task. Idempotent."""
@@ -120,6 +91,12 @@ class ListWatch:
                 self._state = _IDLE
                 raise
 
+    def _suspend(self) -> None:
+        """Unsubscribe (its waiter was cancelled); a later `__anext__` subscribes again."""
+        if self._state == _SUBSCRIBED:
+            self._hub.unsubscribe_list(self)
+            self._state = _IDLE
+
     # -- poller side ---------------------------------------------------------------------
 
     def offer(self, exports: ExportList) -> None:
@@ -135,11 +112,6 @@ class ListWatch:
             self._error = error
             self._latest = None
             self._wake()
-
-    def _wake(self) -> None:
-        ready, self._ready = self._ready, None
-        if ready:
-            _wakeup.wake(ready)
 
 
 class Listeners:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from types import TracebackType
 from typing import Any, Protocol
 
-from . import _wakeup
 from ._diff import Baseline
 from ._events import (
     TERMINAL_TYPES,
@@ -14,6 +12,7 @@ from ._events import (
     ExportStatusChanged,
     WatchEvent,
 )
+from ._leaving import Leaving
 from ._models import Export, ExportStatus
 
 __all__ = ["Hub", "Watch"]
@@ -34,7 +33,7 @@ class Hub(Protocol):
     def unsubscribe(self, watch: Watch) -> None: ...  # pragma: no cover - a protocol
 
 
-class Watch:
+class Watch(Leaving):
     """The events of one watched export, as an async iterator and an async context manager.
 
     Made by `Client.watch`. Iteration yields `WatchEvent` values and stops after the terminal
@@ -67,10 +66,8 @@ class Watch:
     __slots__ = (
         "__weakref__",
         "_cells",
-        "_error",
         "_hub",
         "_queue",
-        "_ready",
         "_shown",
         "_state",
         "baseline",
@@ -78,6 +75,7 @@ class Watch:
     )
 
     def __init__(self, hub: Hub, export_id: str, resume: dict[str, Any] | None = None) -> None:
+        super().__init__()
         self.export_id = export_id
         self._hub = hub
         #: What the watcher already knows (a checkpoint, or what it had read when it was
@@ -88,8 +86,6 @@ class Watch:
         self._shown: Export | None = None
         self._queue: deque[list[WatchEvent | None]] | None = None
         self._cells: dict[tuple[str, str], list[WatchEvent | None]] | None = None
-        self._ready: list[Any] | None = None  # the tasks waiting for the next event
-        self._error: BaseException | None = None
         self._state = _IDLE
 
     def __repr__(self) -> str:
@@ -97,9 +93,6 @@ class Watch:
         return f"<Watch export_id={self.export_id!r} {state}>"
 
     # -- consumer side -------------------------------------------------------------------
-
-    def __aiter__(self) -> Watch:
-        return self
 
     async def __anext__(self) -> WatchEvent:
         while True:
@@ -109,33 +102,10 @@ class Watch:
                 if isinstance(event, TERMINAL_TYPES):
                     self._finish()
                 return event
-            if self._error is not None:
-                error, self._error = self._error, None
-                # One error may end many watches: each raise starts a fresh traceback.
-                raise error.with_traceback(None)
+            self._raise_error()
             if self._state == _DONE:
                 raise StopAsyncIteration
-            if self._ready is None:
-                self._ready = []
-            try:
-                await _wakeup.wait(self._ready)
-            except BaseException:
-                # Cancelled (or interrupted): the consumer may be gone for good, and the
-                # traceback keeps this frame, so this watch, alive. Unsubscribe now.
-                self._suspend()
-                raise
-
-    async def __aenter__(self) -> Watch:
-        self._start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+            await self._sleep()
 
     async def aclose(self) -> None:
         """Stop watching now; iteration stops at once, also in another task. Idempotent."""
@@ -251,11 +221,6 @@ class Watch:
             self._error = error
             self._state = _DONE
             self._wake()
-
-    def _wake(self) -> None:
-        ready, self._ready = self._ready, None
-        if ready:
-            _wakeup.wake(ready)
 
     def _pop(self) -> WatchEvent | None:
         queue = self._queue

@@ -1,20 +1,26 @@
-"""ASGI middleware stamping each request with the real time it arrived, for pacing tests."""
+"""A client transport that stamps each request as it leaves, for pacing tests.
+
+The pace is the client's promise (when it sends), so requests are stamped in the client,
+before the real loopback connection: times taken at the server would add the jitter of
+its thread on a loaded machine.
+"""
 
 from __future__ import annotations
 
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any
+
+import httpx
 
 from vdgexport.testing._requests import parse_query
 
-__all__ = ["Stamp", "Stamped", "shortest_gap", "status_requests"]
+__all__ = ["Stamp", "Stamping", "shortest_gap", "status_requests"]
 
 
 @dataclass(frozen=True, slots=True)
 class Stamp:
-    """One request: when it arrived (``time.monotonic``) and its query parameters."""
+    """One request: when it left (``time.monotonic``) and its query parameters."""
 
     at: float
     query: dict[str, str]
@@ -24,17 +30,19 @@ class Stamp:
         return "exportid" in self.query
 
 
-class Stamped:
-    """In front of an app (the simulator): records a `Stamp` per request, then passes it on."""
+class Stamping(httpx.AsyncBaseTransport):
+    """httpx's own HTTP transport, recording a `Stamp` per request it sends."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
         self.stamps: list[Stamp] = []
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.stamps.append(Stamp(time.monotonic(), parse_query(scope["query_string"])))
-        await self.app(scope, receive, send)
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.stamps.append(Stamp(time.monotonic(), parse_query(request.url.query)))
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def status_requests(stamps: list[Stamp]) -> list[Stamp]:

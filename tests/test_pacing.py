@@ -19,7 +19,7 @@ from vdgexport._pace import Pace
 from vdgexport.testing import ManualClock, SenseSimulator
 
 from ._servers import serve
-from ._stamped import Stamped, shortest_gap, status_requests
+from ._stamped import Stamping, shortest_gap, status_requests
 
 
 @pytest.fixture
@@ -118,9 +118,9 @@ async def test_several_ids_cost_one_list_request_per_tick_however_long_the_list(
 ) -> None:
     """F11: 5 watched ids among 300 listed were polled per id, 5 requests per tick."""
     ids = [sim.add_export(duration=1000) for _ in range(300)]
-    stamped = Stamped(sim)
-    with serve(stamped) as url:
-        options = {"poll_interval": 0.05, "max_poll_interval": 0.05}
+    stamped = Stamping()
+    with serve(sim) as url:
+        options = {"poll_interval": 0.05, "max_poll_interval": 0.05, "transport": stamped}
         async with client_at(url, clock, **options) as client:
             watches = [client.watch(i) for i in ids[:5]]
             for watch in watches:

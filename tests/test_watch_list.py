@@ -3,7 +3,7 @@ and every watch of the client (DESIGN §3, §7; TEAM "Public names").
 
 Over real loopback HTTP (uvicorn serving the simulator) on asyncio and trio, except where a
 test needs the event loop to hold every request (then `httpx.ASGITransport`). Requests are
-stamped as they reach the server; the waits are the product's own pace, bounded by
+stamped as they leave the client; the waits are the product's own pace, bounded by
 ``anyio.fail_after``, never a sleep.
 """
 
@@ -20,7 +20,7 @@ from vdgexport import DeviceProgress, ExportList
 from vdgexport.testing import Fault, ManualClock, SenseSimulator
 
 from ._servers import serve
-from ._stamped import Stamped, shortest_gap, status_requests
+from ._stamped import Stamping, shortest_gap, status_requests
 from .conftest import Tap, make_client
 from .test_reliability import Failures
 
@@ -28,13 +28,13 @@ POLL = 0.05
 
 
 @pytest.fixture
-def stamped(sim: SenseSimulator) -> Stamped:
-    return Stamped(sim)
+def stamped() -> Stamping:
+    return Stamping()
 
 
 @pytest.fixture
-def url(stamped: Stamped) -> Iterator[str]:
-    with serve(stamped) as base_url:
+def url(sim: SenseSimulator) -> Iterator[str]:
+    with serve(sim) as base_url:
         yield base_url
 
 
@@ -65,11 +65,12 @@ async def take(watch: vdgexport.Watch, n: int) -> list[vdgexport.WatchEvent]:
 
 @pytest.mark.parametrize("watched", [1, 5])
 async def test_a_list_watch_and_id_watches_cost_one_status_request_per_tick(
-    watched: int, url: str, stamped: Stamped, sim: SenseSimulator, clock: ManualClock
+    watched: int, url: str, stamped: Stamping, sim: SenseSimulator, clock: ManualClock
 ) -> None:
     """Without the hook, one id watch beside a list of one's own costs 2 requests a tick."""
     ids = [sim.add_export(duration=1000) for _ in range(8)]
-    async with client_at(url, clock) as client, client.watch_list() as lists:
+    client = client_at(url, clock, transport=stamped)
+    async with client, client.watch_list() as lists:
         watches = [client.watch(i) for i in ids[:watched]]
         for watch in watches:
             await watch.__aenter__()
@@ -96,10 +97,11 @@ async def test_a_list_watch_and_id_watches_cost_one_status_request_per_tick(
 
 
 async def test_a_new_list_watch_gets_the_last_list_at_once_with_no_request(
-    url: str, stamped: Stamped, sim: SenseSimulator, clock: ManualClock
+    url: str, stamped: Stamping, sim: SenseSimulator, clock: ManualClock
 ) -> None:
     sim.add_export(duration=100)
-    async with client_at(url, clock, poll_interval=30.0, max_poll_interval=30.0) as client:
+    options = {"poll_interval": 30.0, "max_poll_interval": 30.0, "transport": stamped}
+    async with client_at(url, clock, **options) as client:
         async with client.watch_list() as a:
             seen = await next_list(a)  # polled at once
             assert len(status_requests(stamped.stamps)) == 1

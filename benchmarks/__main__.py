@@ -68,7 +68,9 @@ MODES: dict[str, dict[str, Any]] = {
             max_phase_seconds=10.0,
         ),
         "pacing": {"joins": 8, "span": 0.2, "restart_ids": 20},
-        "relay": bench_relay.Settings(subscribers=[1, 3], poll=0.05, window=0.3),
+        "relay": bench_relay.Settings(
+            subscribers=[1, 3], poll=0.05, window=0.3, fleet_relays=[1], fleet_subscribers=2
+        ),
     },
 }
 
@@ -280,6 +282,7 @@ def report(results: dict[str, Any]) -> str:
     lines += _watch_tables(results["watch"])
     lines += ["", *bench_pacing.table(results["pacing"])]
     lines += ["", *_relay_table(results["relay"])]
+    lines += ["", *bench_relay.fleet_table(results["relay"]["fleet"])]
     lines += ["", "### Targets (issues 5, 10, 11, 12 and 14)", ""]
     lines.append(
         fmt_table(

@@ -13,15 +13,23 @@ has news.
 After every subscriber has its first event, requests are counted at the simulator over a
 window of W seconds; a *tick* is one poll interval, so requests per tick is the count over
 W / P. Events read by the subscribers in the window are reported too.
+
+From Redis (``serve --redis``; skipped where ``redis-server`` is not installed): one
+`vdgexport.fleet.Publisher` over one such `Client` writes to a real redis-server on a free
+loopback port; R relays (`create_app` over a `FleetSource`, each served by uvicorn in a
+thread of its own) each have S subscribers reading ``/api/exports/{id}/events``; beside it
+the naive setup of R x S subscribers, each with its own `Client`. The ratio is naive
+requests per tick over ours.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -31,9 +39,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 import vdgexport
+import vdgexport.fleet
 from vdgexport.testing import ManualClock, SenseSimulator
-from vdgexport.web import create_app
+from vdgexport.web import FleetSource, create_app
 
+from ._common import fmt_table
 from .bench_watch import _ThreadServer
 
 __all__ = ["Settings", "run"]
@@ -48,6 +58,8 @@ class Settings:
     subscribers: list[int]
     poll: float
     window: float
+    fleet_relays: list[int] = field(default_factory=lambda: [1, 3])
+    fleet_subscribers: int = 50
 
 
 def _setup() -> tuple[SenseSimulator, ManualClock, list[str]]:
@@ -57,21 +69,30 @@ def _setup() -> tuple[SenseSimulator, ManualClock, list[str]]:
     return sim, clock, ids
 
 
+def _client_app(sim: SenseSimulator, poll: float) -> Starlette:
+    """The relay of ``sim``; its lifespan owns the client."""
+    transport = httpx.ASGITransport(app=sim)
+    client = vdgexport.Client(
+        "http://sim", transport=transport, poll_interval=poll, max_poll_interval=poll
+    )
+    return _owning(client, create_app(client))
+
+
+def _owning(source: Any, app: Any) -> Starlette:
+    """``app`` mounted at ``/`` in an app whose lifespan enters ``source``."""
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with source:
+            yield
+
+    return Starlette(lifespan=lifespan, routes=[Mount("/", app=app)])
+
+
 class _Relay:
-    """The relay of ``sim`` served on loopback; its lifespan owns the client."""
+    """``app`` served on loopback by uvicorn in a thread of its own."""
 
-    def __init__(self, sim: SenseSimulator, poll: float) -> None:
-        transport = httpx.ASGITransport(app=sim)
-        client = vdgexport.Client(
-            "http://sim", transport=transport, poll_interval=poll, max_poll_interval=poll
-        )
-
-        @asynccontextmanager
-        async def lifespan(app: Any) -> AsyncIterator[None]:
-            async with client:
-                yield
-
-        app = Starlette(lifespan=lifespan, routes=[Mount("/", app=create_app(client))])
+    def __init__(self, app: Starlette) -> None:
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
         )
@@ -135,16 +156,12 @@ async def _measure(
 
 async def _relay_row(n: int, settings: Settings) -> dict[str, Any]:
     sim, clock, ids = _setup()
-    with _Relay(sim, settings.poll) as url:
+    with _Relay(_client_app(sim, settings.poll)) as url:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
 
             async def subscribe(index: int, seen: Callable[[], None]) -> None:
-                path = f"/api/exports/{ids[index % EXPORTS]}/events"
-                async with http.stream("GET", path) as response:
-                    async for line in response.aiter_lines():
-                        if line.startswith("event: "):
-                            seen()
+                await _read_events(http, f"/api/exports/{ids[index % EXPORTS]}/events", seen)
 
             row = await _measure(n, settings, sim, clock, subscribe)
     return {"impl": "relay", **row}
@@ -169,6 +186,104 @@ async def _naive_row(n: int, settings: Settings) -> dict[str, Any]:
     return {"impl": "naive", **await _measure(n, settings, sim, clock, subscribe)}
 
 
+async def _read_events(http: httpx.AsyncClient, url: str, seen: Callable[[], None]) -> None:
+    """Call ``seen`` for each event of the stream at ``url``."""
+    async with http.stream("GET", url) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                seen()
+
+
+async def _fleet_row(relays: int, settings: Settings) -> dict[str, Any]:
+    """R relays from Redis, S subscribers each, one publisher polling the simulator."""
+    from tests._redis import RedisServer
+
+    sim, clock, ids = _setup()
+    redis = RedisServer()
+    redis.start()
+    transport = httpx.ASGITransport(app=sim)
+    poll = settings.poll
+    client = vdgexport.Client(
+        "http://sim", transport=transport, poll_interval=poll, max_poll_interval=poll
+    )
+    try:
+        async with client, anyio.create_task_group() as tasks:
+            publisher = vdgexport.fleet.Publisher(client, redis.url, name="bench")
+            tasks.start_soon(publisher.run)
+            for export_id in ids:  # wait for the fleet to know every export
+                async with vdgexport.fleet.subscribe(
+                    redis.url, name="bench", export_id=export_id
+                ) as known:
+                    with anyio.fail_after(60):
+                        await known.__anext__()
+            with contextlib.ExitStack() as stack:
+                urls = [
+                    stack.enter_context(_Relay(_owning(source, create_app(source))))
+                    for source in (FleetSource(redis.url, name="bench") for _ in range(relays))
+                ]
+                limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+                async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+
+                    async def subscribe(index: int, seen: Callable[[], None]) -> None:
+                        url = f"{urls[index % relays]}/api/exports/{ids[index % EXPORTS]}/events"
+                        await _read_events(http, url, seen)
+
+                    n = relays * settings.fleet_subscribers
+                    row = await _measure(n, settings, sim, clock, subscribe)
+            tasks.cancel_scope.cancel()
+    finally:
+        redis.stop()
+    return {"impl": "fleet", "relays": relays, **row}
+
+
+def fleet_run(settings: Settings, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Rows of the relays served from Redis beside the naive; none without redis-server."""
+    from tests._redis import REDIS_SERVER
+
+    if REDIS_SERVER is None:
+        log("  relay from Redis: redis-server is not installed; skipped")
+        return []
+    rows = []
+    for relays in settings.fleet_relays:
+        n = relays * settings.fleet_subscribers
+        log(f"  relay from Redis: {relays} relays x {settings.fleet_subscribers} subscribers")
+        ours = anyio.run(_fleet_row, relays, settings)
+        log(f"  relay from Redis: {n} subscribers, naive")
+        naive = {**anyio.run(_naive_row, n, settings), "relays": relays}
+        ours["ratio"] = naive["requests_per_tick"] / max(ours["requests_per_tick"], 1e-9)
+        rows += [ours, naive]
+    return rows
+
+
+def fleet_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The lines of the report on the relays served from Redis."""
+    if not rows:
+        return ["relay from Redis: skipped (no redis-server)"]
+    cells = [
+        [
+            r["relays"],
+            r["subscribers"],
+            r["impl"],
+            r["requests"],
+            r["ticks"],
+            r["requests_per_tick"],
+            r.get("ratio", ""),
+            r["events_per_second"],
+        ]
+        for r in rows
+    ]
+    head = ["relays", "SSE subscribers", "impl", "requests", "ticks", "req/tick", "naive/ours"]
+    head.append("events/s")
+    return [
+        "### Relays from Redis (`serve --redis`): VDG requests per tick",
+        "",
+        fmt_table(head, cells),
+        "",
+        "fleet: one publisher (one Client) polls, R relays serve from Redis; naive: every "
+        "subscriber with a Client of its own.",
+    ]
+
+
 def run(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every N of ``settings``, relay and naive; rows for the JSON file and the table."""
     rows = []
@@ -176,4 +291,4 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any
         for impl, measure in (("relay", _relay_row), ("naive", _naive_row)):
             log(f"  relay: {n} subscribers, {impl}")
             rows.append(anyio.run(measure, n, settings))
-    return {"settings": vars(settings), "rows": rows}
+    return {"settings": vars(settings), "rows": rows, "fleet": fleet_run(settings, log)}

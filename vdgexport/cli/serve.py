@@ -139,8 +139,7 @@ def _source(args: argparse.Namespace) -> tuple[Any, Callable[[], Awaitable[Any]]
         fleet = FleetSource(args.redis, name=args.name, timeout=args.timeout)  # ImportError
         return fleet, functools.partial(fleet_health, fleet), None  # without the fleet extra
     client, play = _demo(args) if args.demo else (make_client(args, outage_timeout=None), None)
-    max_age = max(2.0, args.interval)
-    return client, ClientHealth(client, max_age=max_age, timeout=args.timeout), play
+    return client, ClientHealth(client, max_age=args.interval, timeout=args.timeout), play
 
 
 async def _serve(

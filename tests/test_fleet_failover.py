@@ -78,28 +78,27 @@ def ended(event: vdgexport.WatchEvent) -> bool:
     return isinstance(event, (vdgexport.ExportCompleted, vdgexport.ExportRemoved))
 
 
-async def leader_and_standby(
-    start: type[PublisherProcess],
-) -> tuple[PublisherProcess, PublisherProcess]:
-    """Publisher ``a`` leading, then ``b`` standing by."""
+@pytest.fixture
+async def pair(
+    sim: SenseSimulator, start: type[PublisherProcess]
+) -> tuple[str, PublisherProcess, PublisherProcess]:
+    """An export of two devices, publisher ``a`` leading, then ``b`` standing by."""
+    export_id = sim.add_export(duration=[10, 20])
     a = start(user="a")
     await a.says("leading")
     b = start(user="b")
     await b.says("standing by")
-    return a, b
+    return export_id, a, b
 
 
 @pytest.mark.slow
 async def test_a_killed_leader_is_replaced_and_the_subscriber_misses_nothing(
     redis: RedisServer,
-    sim: SenseSimulator,
     clock: ManualClock,
     recorder: Recorder,
-    start: type[PublisherProcess],
+    pair: tuple[str, PublisherProcess, PublisherProcess],
 ) -> None:
-    export_id = sim.add_export(duration=[10, 20])
-    a, b = await leader_and_standby(start)
-    seen: list[FleetEvent] = []
+    (export_id, a, b), seen = pair, list[FleetEvent]()
     async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as events:
         clock.advance(3)
         await read_until(events, at(30), seen)
@@ -122,14 +121,11 @@ async def test_a_killed_leader_is_replaced_and_the_subscriber_misses_nothing(
 @pytest.mark.slow
 async def test_a_paused_leader_writes_nothing_after_the_takeover_and_stands_by(
     redis: RedisServer,
-    sim: SenseSimulator,
     clock: ManualClock,
     recorder: Recorder,
-    start: type[PublisherProcess],
+    pair: tuple[str, PublisherProcess, PublisherProcess],
 ) -> None:
-    export_id = sim.add_export(duration=[10, 20])
-    a, b = await leader_and_standby(start)
-    seen: list[FleetEvent] = []
+    (export_id, a, b), seen = pair, list[FleetEvent]()
     async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as events:
         clock.advance(2)
         await read_until(events, at(20), seen)

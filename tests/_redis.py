@@ -29,11 +29,11 @@ class RedisServer:
     does after a crash.
 
     Attributes:
-        url: ``redis://127.0.0.1:PORT/0``.
+        url: ``redis://127.0.0.1:PORT/0`` (with ``password``, it must be given: it is not in it).
     """
 
-    def __init__(self, dump: Path | None = None) -> None:
-        self.dump = dump
+    def __init__(self, dump: Path | None = None, *, password: str | None = None) -> None:
+        self.dump, self.password = dump, password
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[str] | None = None
@@ -58,6 +58,7 @@ class RedisServer:
                 "notice",
                 *(() if self.dump is None else ("--dir", str(self.dump.parent))),
                 *(() if self.dump is None else ("--dbfilename", self.dump.name)),
+                *(() if self.password is None else ("--requirepass", self.password)),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -90,11 +91,11 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(dump: Path | None = None) -> Iterator[RedisServer]:
+def redis_server(dump: Path | None = None, *, password: str | None = None) -> Iterator[RedisServer]:
     """A started `RedisServer`, skipping the test where the binary is absent."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    server = RedisServer(dump)
+    server = RedisServer(dump, password=password)
     server.start()
     try:
         yield server

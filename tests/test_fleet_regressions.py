@@ -278,3 +278,24 @@ async def test_a_redis_password_in_the_query_is_never_shown_nor_anything_left_un
     assert any("unreachable" in s for s in shown)
     assert not [s for s in shown if SECRET in s]
     gc.collect()  # what was left unclosed warns now, in this test
+
+
+async def test_a_fleet_logs_in_with_a_password_in_the_query_and_never_shows_it(
+    sim: SenseSimulator, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """F8 over a real redis-server that requires the password: it is the one in the query."""
+    caplog.set_level(logging.DEBUG)
+    sim.add_export(devices=1, duration=10)
+    with redis_server(password=SECRET) as redis:
+        url = f"{redis.url}?password={SECRET}"
+        async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+            pub = vdgexport.fleet.Publisher(client, url, name="site", lease=1.0, list_interval=0.01)
+            tasks.start_soon(pub.run)
+            async with vdgexport.fleet.subscribe(url, name="site") as events:
+                got = await take(events, 2)
+                shown = [repr(pub), repr(events)]
+            tasks.cancel_scope.cancel()
+    assert names(got) == ["ExportStatusChanged", "DeviceProgress"]
+    shown += [r.getMessage() for r in caplog.records]
+    assert any("leading" in s for s in shown)
+    assert not [s for s in shown if SECRET in s]

@@ -207,19 +207,21 @@ class Publisher:
                 self._follow_soon(tasks, redis, scope, export_id, state, state.checkpoint)
         failing = False
         while True:
+            # The poller's own list answers (no request of its own: one status request per
+            # tick for the list and every watch), looked at every `list_interval` at most.
             try:
-                listed = await self._client.list_exports()
+                async with self._client.watch_list() as lists:
+                    async for listed in lists:
+                        failing = False
+                        self._discover(listed, tasks, redis, scope)
+                        await self._prune(redis, scope, {e.export_id for e in listed})
+                        await anyio.sleep(self._interval)
             except (vdgexport.AuthenticationError, vdgexport.ClientClosedError):
                 raise
-            except vdgexport.VdgError as exc:
+            except vdgexport.VdgError as exc:  # paced by the poller: no burst of retries
                 if not failing:
                     logger.warning("cannot list the exports (%s); retrying", exc)
                 failing = True
-            else:
-                failing = False
-                self._discover(listed, tasks, redis, scope)
-                await self._prune(redis, scope, {e.export_id for e in listed})
-            await anyio.sleep(self._interval)
 
     async def _begin(self, redis: coredis.Redis[str], scope: anyio.CancelScope) -> bool:
         """Read the stored state (or make a new epoch holding ours); ``False``: not leading."""
@@ -360,9 +362,11 @@ async def publish(
     cancelled.
 
     Any number of publishers may run for one fleet: one leads at a time, holding a lease of
-    ``lease`` seconds; the others stand by and take over when it lapses. The leader lists the
-    server's exports every ``list_interval`` seconds, watches each one (the client's poller
-    makes one status request per tick for them all), and appends each event to the fleet's
+    ``lease`` seconds; the others stand by and take over when it lapses. The leader follows
+    the server's list through the client's own poller (`vdgexport.Client.watch_list`), looking
+    for new exports every ``list_interval`` seconds at most, watches each one (one status
+    request per tick for the list and every watch: the list asks for nothing of its own),
+    and appends each event to the fleet's
     stream (about ``retention`` entries kept) together with the export's current state and
     watch checkpoint, in one script fenced by the lease. A new leader resumes every watch
     from its stored checkpoint: subscribers see no event twice and none lost.
@@ -371,6 +375,9 @@ async def publish(
         client: an entered `vdgexport.Client` (its pace is the fleet's pace).
         redis_url: ``redis://[[user]:password@]host[:port][/db]`` (or ``rediss://``).
         name: the fleet: one per VDG server.
+        list_interval: the least time, in seconds, between two looks at the list for new
+            exports and forgotten ones. It costs the VDG server nothing: the list is the
+            one the client's poller fetches anyway.
 
     Example:
         ```python

@@ -15,17 +15,25 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
+import coredis
 import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 import vdgexport
+import vdgexport.fleet
 from vdgexport.testing import ManualClock, SenseSimulator
 from vdgexport.web import FleetSource, create_app
 
-from ._servers import serve
+from ._fleet import PublisherProcess
+from ._redis import RedisServer, redis_server
+from ._servers import Recorder, serve
 
 PREFIX = "/relay"
+#: The lease and the interval of the fleet tests' publisher.
+LEASE = 1.0
+INTERVAL = 0.05
 
 
 class Counter:
@@ -92,6 +100,49 @@ def relay(*, poll: float = 0.02, keepalive: float = 15.0, **client: Any) -> Iter
     )
     with serve(app, lifespan="on") as base:
         yield Relay(base + PREFIX, sim, clock, counter, vdg, poll)
+
+
+@dataclass
+class Fleet:
+    """A VDG server (simulator), a real redis-server, and the publisher's process."""
+
+    redis: RedisServer
+    recorder: Recorder
+    vdg_url: str
+    publisher: PublisherProcess | None = None
+
+    async def publish(self) -> PublisherProcess:
+        self.publisher = PublisherProcess(
+            self.vdg_url, self.redis.url, user="a", lease=LEASE, interval=INTERVAL
+        )
+        await self.publisher.says("leading")
+        return self.publisher
+
+    async def knows(self, export_id: str) -> None:
+        """Wait until the fleet holds ``export_id`` (listed within a tick of the leader's)."""
+        with anyio.fail_after(15):
+            async with vdgexport.fleet.subscribe(
+                self.redis.url, name="site", export_id=export_id
+            ) as events:
+                await events.__anext__()
+
+    async def lapse(self) -> None:
+        """End the lease now, as its TTL would once its leader is gone."""
+        async with coredis.Redis.from_url(self.redis.url) as redis:
+            await redis.delete(["vdgexport:{site}:lease"])
+
+
+@contextmanager
+def fleet_of(sim: SenseSimulator) -> Iterator[Fleet]:
+    """A `Fleet` of ``sim`` (its publisher started by `Fleet.publish`, closed after)."""
+    recorder = Recorder(sim)
+    with redis_server() as redis, serve(recorder) as vdg_url:
+        made = Fleet(redis, recorder, vdg_url)
+        try:
+            yield made
+        finally:
+            if made.publisher is not None:
+                made.publisher.close()
 
 
 @contextmanager

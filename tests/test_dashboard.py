@@ -22,8 +22,10 @@ from starlette.routing import Mount
 
 from vdgexport.cli.demo import Stage
 from vdgexport.cli.views import Board, View
+from vdgexport.testing import ManualClock, SenseSimulator
 from vdgexport.web import create_app
 
+from ._relay import fleet_of, fleet_relay
 from ._servers import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -119,3 +121,31 @@ def test_dashboard_shows_moving_bars_outcomes_and_the_outage_banner(
     assert "Vanished" in outcome
     assert set(completed) == {"COMPLETED"}
     assert len(completed) == 4  # lobby, parking, loading dock, warehouse
+
+
+def test_dashboard_served_from_redis_shows_the_fleets_exports_and_their_outcome(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ids = [sim.add_export(duration=[10, 20]), sim.add_export(duration=600)]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with fleet_of(sim) as fleet:
+        anyio.run(fleet.publish)
+        for export_id in ids:
+            anyio.run(fleet.knows, export_id)
+        with fleet_relay(fleet.redis.url) as url, sync_api.sync_playwright() as playwright:
+            browser = _launch(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 860})
+                page.goto(url + "/")
+                page.wait_for_function("document.querySelectorAll('.export').length === 2")
+                clock.advance(30)  # the first one completes, the other moves on
+                page.wait_for_selector(".export.completed", timeout=30_000)
+                page.screenshot(path=ARTIFACTS / "dashboard-redis.png", full_page=True)
+                completed = page.locator(".export.completed").count()
+                percents = page.locator(".export .meter .pct").all_inner_texts()
+            finally:
+                browser.close()
+    assert completed == 1
+    assert "100%" in percents
+    assert "5.0%" in percents  # 30 s of 600

@@ -6,67 +6,22 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-import anyio
-import coredis
 import httpx
 import pytest
 
 import vdgexport
-import vdgexport.fleet
 from vdgexport.fleet import FleetEvent
 from vdgexport.testing import ManualClock, SenseSimulator
 
-from ._fleet import PublisherProcess, check_account
-from ._redis import RedisServer, redis_server
-from ._relay import Sse, fleet_relay, read_until, relay_process, sse
-from ._servers import Recorder, serve
-
-LEASE = 1.0
-INTERVAL = 0.05
-
-
-@dataclass
-class Fleet:
-    """A VDG server (simulator), a real redis-server, and the publisher's process."""
-
-    redis: RedisServer
-    recorder: Recorder
-    vdg_url: str
-    publisher: PublisherProcess | None = None
-
-    async def publish(self) -> PublisherProcess:
-        self.publisher = PublisherProcess(
-            self.vdg_url, self.redis.url, user="a", lease=LEASE, interval=INTERVAL
-        )
-        await self.publisher.says("leading")
-        return self.publisher
-
-    async def knows(self, export_id: str) -> None:
-        """Wait until the fleet holds ``export_id`` (listed within a tick of the leader's)."""
-        with anyio.fail_after(15):
-            async with vdgexport.fleet.subscribe(
-                self.redis.url, name="site", export_id=export_id
-            ) as events:
-                await events.__anext__()
-
-    async def lapse(self) -> None:
-        """End the lease now, as its TTL would once its leader is gone."""
-        async with coredis.Redis.from_url(self.redis.url) as redis:
-            await redis.delete(["vdgexport:{site}:lease"])
+from ._fleet import check_account
+from ._relay import INTERVAL, Fleet, Sse, fleet_of, fleet_relay, read_until, relay_process, sse
 
 
 @pytest.fixture
 def fleet(sim: SenseSimulator) -> Iterator[Fleet]:
-    recorder = Recorder(sim)
-    with redis_server() as redis, serve(recorder) as vdg_url:
-        made = Fleet(redis, recorder, vdg_url)
-        try:
-            yield made
-        finally:
-            if made.publisher is not None:
-                made.publisher.close()
+    with fleet_of(sim) as made:
+        yield made
 
 
 def progress_at(value: float) -> Callable[[list[Sse]], bool]:
@@ -178,8 +133,10 @@ async def test_serve_redis_metrics_and_health_follow_the_lease_and_redis(
             lapsed = (await http.get("healthz")).json()
             fleet.redis.stop()
             down = await http.get("healthz")
-            process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=10)
+            async with sse(http, "api/events") as stream:  # open while Redis is down
+                first = await stream.comment()
+                process.send_signal(signal.SIGINT)  # Ctrl-C ends the open stream, exits 0
+                _, stderr = process.communicate(timeout=10)
     assert waiting.status_code == 503
     assert waiting.json()["reason"] == "no publisher holds the lease"
     assert leading.status_code == 200
@@ -191,5 +148,6 @@ async def test_serve_redis_metrics_and_health_follow_the_lease_and_redis(
     assert lapsed["reason"] == "no publisher holds the lease"
     assert down.status_code == 503
     assert "Redis unreachable" in down.json()["reason"]
+    assert first == "connected"
     assert process.returncode == 0
     assert "Traceback" not in stderr

@@ -7,6 +7,8 @@ has news.
 - relay: `vdgexport.web.create_app` over one `Client(poll_interval=P, max_poll_interval=P)`,
   served by uvicorn on 127.0.0.1 in a thread of this process; N subscribers (httpx, real
   loopback HTTP) read ``/api/exports/{id}/events``, spread over the 4 exports;
+- relay /api/events: the same relay, the N subscribers reading ``/api/events`` (every
+  export; the relay finds them in its poller's own list, `Client.watch_list`);
 - naive: what each process did before the relay: N subscribers, each with its own `Client`
   watching its export (in-process, `httpx.ASGITransport`).
 
@@ -25,6 +27,7 @@ requests per tick over ours.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -69,7 +72,25 @@ def _setup() -> tuple[SenseSimulator, ManualClock, list[str]]:
     return sim, clock, ids
 
 
-def _client_app(sim: SenseSimulator, poll: float) -> Starlette:
+class _Stamped:
+    """In front of the simulator: the real time each request reached it."""
+
+    def __init__(self, sim: SenseSimulator) -> None:
+        self.sim = sim
+        self.at: list[float] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.at.append(time.perf_counter())
+        await self.sim(scope, receive, send)
+
+
+def _extra(at: list[float], poll: float) -> int:
+    """Requests less than half a poll interval after the one before: beside a tick."""
+    return sum(b - a < poll / 2 for a, b in itertools.pairwise(at))
+
+
+def _client_app(sim: Any, poll: float) -> Starlette:
     """The relay of ``sim``; its lifespan owns the client."""
     transport = httpx.ASGITransport(app=sim)
     client = vdgexport.Client(
@@ -116,6 +137,7 @@ async def _measure(
     sim: SenseSimulator,
     clock: ManualClock,
     subscribe: Callable[[int, Callable[[], None]], Any],
+    stamped: _Stamped | None = None,
 ) -> dict[str, Any]:
     """Start ``n`` subscribers; once each has an event, count requests over the window."""
     events = 0
@@ -145,26 +167,35 @@ async def _measure(
         requests = sim.request_count - before
         tasks.cancel_scope.cancel()
     ticks = elapsed / settings.poll
+    window = [] if stamped is None else [a for a in stamped.at if t0 <= a <= t0 + elapsed]
     return {
         "subscribers": n,
         "requests": requests,
         "ticks": ticks,
         "requests_per_tick": requests / ticks,
+        "extra_requests": None if stamped is None else _extra(window, settings.poll),
         "events_per_second": (events - counted) / elapsed,
     }
 
 
-async def _relay_row(n: int, settings: Settings) -> dict[str, Any]:
+async def _relay_row(n: int, settings: Settings, every: bool = False) -> dict[str, Any]:
+    """N subscribers of one export each, or (``every``) of ``/api/events``."""
     sim, clock, ids = _setup()
-    with _Relay(_client_app(sim, settings.poll)) as url:
+    stamped = _Stamped(sim)
+    with _Relay(_client_app(stamped, settings.poll)) as url:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
 
             async def subscribe(index: int, seen: Callable[[], None]) -> None:
-                await _read_events(http, f"/api/exports/{ids[index % EXPORTS]}/events", seen)
+                path = "/api/events" if every else f"/api/exports/{ids[index % EXPORTS]}/events"
+                await _read_events(http, path, seen)
 
-            row = await _measure(n, settings, sim, clock, subscribe)
-    return {"impl": "relay", **row}
+            row = await _measure(n, settings, sim, clock, subscribe, stamped)
+    return {"impl": "relay /api/events" if every else "relay", **row}
+
+
+async def _events_row(n: int, settings: Settings) -> dict[str, Any]:
+    return await _relay_row(n, settings, every=True)
 
 
 async def _naive_row(n: int, settings: Settings) -> dict[str, Any]:
@@ -288,7 +319,11 @@ def run(settings: Settings, log: Callable[[str], None] = print) -> dict[str, Any
     """Every N of ``settings``, relay and naive; rows for the JSON file and the table."""
     rows = []
     for n in settings.subscribers:
-        for impl, measure in (("relay", _relay_row), ("naive", _naive_row)):
+        for impl, measure in (
+            ("relay", _relay_row),
+            ("relay /api/events", _events_row),
+            ("naive", _naive_row),
+        ):
             log(f"  relay: {n} subscribers, {impl}")
             rows.append(anyio.run(measure, n, settings))
     return {"settings": vars(settings), "rows": rows, "fleet": fleet_run(settings, log)}

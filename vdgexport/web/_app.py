@@ -42,9 +42,10 @@ def create_app(
 
     Args:
         client: the `vdgexport.Client` every route uses, or a `FleetSource`.
-        list_max_age: seconds a whole list is reused by ``GET /api/exports`` and by the
-            discovery of new exports for ``GET /api/events``: at most one list request per
-            ``list_max_age`` for all of them together.
+        list_max_age: seconds a whole list is reused by ``GET /api/exports``: at most one
+            list request per ``list_max_age`` for all of them together. ``GET /api/events``
+            asks for none: it finds new exports in the poller's own list answers
+            (`vdgexport.Client.watch_list`), one status request per tick in all.
         keepalive: seconds without an event after which a stream gets a comment line.
         stats: counts the open streams and the events sent (for ``/metrics``).
 
@@ -131,7 +132,7 @@ def create_app(
         reset = bool(request.headers.get("last-event-id"))
 
         async def produce(channel: Channel) -> None:
-            await all_exports_stream(client, lists, channel, keepalive=keepalive, reset=reset)
+            await all_exports_stream(client, channel, keepalive=keepalive, reset=reset)
 
         return EventStream(produce, stats)
 

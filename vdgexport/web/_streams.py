@@ -35,11 +35,8 @@ def _closed(exc: BaseException) -> bool:
 
 
 class ListCache:
-    """The server's whole list, fetched at most once per ``max_age`` for every consumer.
-
-    Concurrent callers share one request; `newer` lets a discovery loop wait for the next
-    list without asking for one of its own.
-    """
+    """The server's whole list, fetched at most once per ``max_age`` for every consumer
+    (``GET /api/exports``); concurrent callers share one request."""
 
     def __init__(
         self,
@@ -53,7 +50,6 @@ class ListCache:
         self._lock: anyio.Lock | None = None  # made where the app serves, on first use
         self._list: vdgexport.ExportList | None = None
         self._at = -math.inf
-        self.version = 0
 
     async def get(self) -> vdgexport.ExportList:
         """The list, fetched now unless one was fetched less than ``max_age`` ago."""
@@ -63,28 +59,7 @@ class ListCache:
             if self._list is None or self._clock() - self._at >= self._max_age:
                 self._at = self._clock()  # also on failure: failures are paced alike
                 self._list = await self._client.list_exports()
-                self.version += 1
             return self._list
-
-    async def newer(self, version: int) -> tuple[int, vdgexport.ExportList]:
-        """Wait for a list newer than ``version``; return its version and the list.
-
-        A failed fetch is logged and tried again ``max_age`` later; only a closed client
-        ends the wait (by raising).
-        """
-        while True:
-            if self.version > version and self._list is not None:
-                return self.version, self._list
-            wait = self._at + self._max_age - self._clock()
-            if wait > 0:
-                await anyio.sleep(wait)
-                continue
-            try:
-                await self.get()
-            except vdgexport.VdgError as exc:
-                if _closed(exc):
-                    raise
-                logger.warning("listing exports failed: %s", error_text(exc))
 
 
 async def _next(source: Callable[[], Awaitable[_T]], seconds: float) -> _T:
@@ -151,7 +126,6 @@ async def _fail(channel: Channel, export_id: str, exc: BaseException) -> None:
 
 async def all_exports_stream(
     client: vdgexport.Client,
-    lists: ListCache,
     channel: Channel,
     *,
     keepalive: float,
@@ -165,7 +139,7 @@ async def all_exports_stream(
     """
     send, receive = anyio.create_memory_object_stream[bytes](0)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_discover, client, lists, send, tasks)
+        tasks.start_soon(_discover, client, send, tasks)
         await channel.write(frame("reset", {}) if reset else comment("connected"))
         async with receive:
             while True:
@@ -177,12 +151,14 @@ async def all_exports_stream(
 
 
 async def _discover(
-    client: vdgexport.Client,
-    lists: ListCache,
-    send: MemoryObjectSendStream[bytes],
-    tasks: TaskGroup,
+    client: vdgexport.Client, send: MemoryObjectSendStream[bytes], tasks: TaskGroup
 ) -> None:
     """Start a watch for every export listed, now and whenever a new one appears.
+
+    The lists are the client's poller's own (`vdgexport.Client.watch_list`): no request of
+    their own, so the list and every watch cost one status request per tick. A list watch
+    that gives up (an outage past ``outage_timeout``, a permanent error) is logged and
+    opened again, at the poller's pace; a closed client ends the discovery.
 
     An id is new when it was not listed before, when it names another export (another
     fingerprint), or when its watch has ended and a listing went without it (the
@@ -190,21 +166,39 @@ async def _discover(
     """
     watching: dict[str, Any] = {}
     live: collections.Counter[str] = collections.Counter()  # running watches per id
-    version = 0
+    failing = False
     async with send:
         while True:
             try:
-                version, exports = await lists.newer(version)
+                async with client.watch_list() as lists:
+                    async for exports in lists:
+                        failing = False
+                        _start_new(client, exports, watching, live, send, tasks)
             except vdgexport.ClientClosedError:
                 return
-            listed = {export.export_id for export in exports}
-            for gone in [i for i in watching if i not in listed and not live[i]]:
-                del watching[gone]
-            for export in exports:
-                if watching.get(export.export_id) != export.fingerprint:
-                    watching[export.export_id] = export.fingerprint
-                    live[export.export_id] += 1
-                    tasks.start_soon(_follow, client, export.export_id, send.clone(), live)
+            except vdgexport.VdgError as exc:
+                if not failing:
+                    logger.warning("listing exports failed: %s", error_text(exc))
+                failing = True
+
+
+def _start_new(
+    client: vdgexport.Client,
+    exports: vdgexport.ExportList,
+    watching: dict[str, Any],
+    live: collections.Counter[str],
+    send: MemoryObjectSendStream[bytes],
+    tasks: TaskGroup,
+) -> None:
+    """Start a watch of each export of ``exports`` that is new (see `_discover`)."""
+    listed = {export.export_id for export in exports}
+    for gone in [i for i in watching if i not in listed and not live[i]]:
+        del watching[gone]
+    for export in exports:
+        if watching.get(export.export_id) != export.fingerprint:
+            watching[export.export_id] = export.fingerprint
+            live[export.export_id] += 1
+            tasks.start_soon(_follow, client, export.export_id, send.clone(), live)
 
 
 async def _follow(

@@ -16,12 +16,12 @@ After every subscriber has its first event, requests are counted at the simulato
 window of W seconds; a *tick* is one poll interval, so requests per tick is the count over
 W / P. Events read by the subscribers in the window are reported too.
 
-From Redis (``serve --redis``; skipped where ``redis-server`` is not installed): one
-`vdgexport.fleet.Publisher` over one such `Client` writes to a real redis-server on a free
-loopback port; R relays (`create_app` over a `FleetSource`, each served by uvicorn in a
-thread of its own) each have S subscribers reading ``/api/exports/{id}/events``; beside it
-the naive setup of R x S subscribers, each with its own `Client`. The ratio is naive
-requests per tick over ours.
+From Redis (``serve --redis``; skipped where ``redis-server`` is not installed): the
+simulator served by uvicorn on loopback (in this process, so that its clock moves as
+above); one ``vdgexport publish --interval P`` process writes to a real redis-server on a
+free loopback port; R ``vdgexport serve --redis`` processes each have S subscribers (httpx,
+in this process) reading ``/api/exports/{id}/events``; beside it the naive setup of R x S
+subscribers, each with its own `Client`. The ratio is naive requests per tick over ours.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from starlette.routing import Mount
 import vdgexport
 import vdgexport.fleet
 from vdgexport.testing import ManualClock, SenseSimulator
-from vdgexport.web import FleetSource, create_app
+from vdgexport.web import create_app
 
 from ._common import fmt_table
 from .bench_watch import _ThreadServer
@@ -158,7 +158,10 @@ async def _measure(
         for index in range(n):
             tasks.start_soon(subscribe, index, on_event(index))
         with anyio.fail_after(60):
-            await all_in.wait()
+            while not all_in.is_set():  # news while they join too: no pace stretches
+                clock.advance(1.0)
+                with anyio.move_on_after(settings.poll):
+                    await all_in.wait()
         before, counted, t0 = sim.request_count, events, time.perf_counter()
         while time.perf_counter() - t0 < settings.window:
             clock.advance(1.0)
@@ -225,43 +228,50 @@ async def _read_events(http: httpx.AsyncClient, url: str, seen: Callable[[], Non
                 seen()
 
 
+async def _moving(clock: ManualClock, poll: float) -> None:
+    """Move the simulator's clock once per poll interval, until cancelled."""
+    while True:
+        clock.advance(1.0)
+        await anyio.sleep(poll)
+
+
 async def _fleet_row(relays: int, settings: Settings) -> dict[str, Any]:
-    """R relays from Redis, S subscribers each, one publisher polling the simulator."""
+    """R relay processes from Redis, S subscribers each, one publisher process polling."""
+    from tests._fleet import PublisherProcess
     from tests._redis import RedisServer
+    from tests._relay import relay_process
+    from tests._servers import serve
 
     sim, clock, ids = _setup()
     redis = RedisServer()
     redis.start()
-    transport = httpx.ASGITransport(app=sim)
-    poll = settings.poll
-    client = vdgexport.Client(
-        "http://sim", transport=transport, poll_interval=poll, max_poll_interval=poll
-    )
     try:
-        async with client, anyio.create_task_group() as tasks:
-            publisher = vdgexport.fleet.Publisher(client, redis.url, name="bench")
-            tasks.start_soon(publisher.run)
-            for export_id in ids:  # wait for the fleet to know every export
-                async with vdgexport.fleet.subscribe(
-                    redis.url, name="bench", export_id=export_id
-                ) as known:
-                    with anyio.fail_after(60):
-                        await known.__anext__()
-            with contextlib.ExitStack() as stack:
-                urls = [
-                    stack.enter_context(_Relay(_owning(source, create_app(source))))
-                    for source in (FleetSource(redis.url, name="bench") for _ in range(relays))
-                ]
-                limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-                async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        with serve(sim) as vdg_url, contextlib.ExitStack() as stack:
+            publisher = PublisherProcess(
+                vdg_url, redis.url, user="bench", lease=5.0, interval=settings.poll
+            )
+            stack.callback(publisher.close)
+            async with anyio.create_task_group() as setup:
+                setup.start_soon(_moving, clock, settings.poll)  # the leader's pace stays P
+                await publisher.says("leading", within=60)
+                for export_id in ids:  # wait for the fleet to know every export
+                    async with vdgexport.fleet.subscribe(
+                        redis.url, name="site", export_id=export_id
+                    ) as known:
+                        with anyio.fail_after(60):
+                            await known.__anext__()
+                args = ("--redis", redis.url, "--name", "site")
+                urls = [stack.enter_context(relay_process(*args))[1] for _ in range(relays)]
+                setup.cancel_scope.cancel()
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+            async with httpx.AsyncClient(timeout=30, limits=limits) as http:
 
-                    async def subscribe(index: int, seen: Callable[[], None]) -> None:
-                        url = f"{urls[index % relays]}/api/exports/{ids[index % EXPORTS]}/events"
-                        await _read_events(http, url, seen)
+                async def subscribe(index: int, seen: Callable[[], None]) -> None:
+                    url = f"{urls[index % relays]}api/exports/{ids[index % EXPORTS]}/events"
+                    await _read_events(http, url, seen)
 
-                    n = relays * settings.fleet_subscribers
-                    row = await _measure(n, settings, sim, clock, subscribe)
-            tasks.cancel_scope.cancel()
+                n = relays * settings.fleet_subscribers
+                row = await _measure(n, settings, sim, clock, subscribe)
     finally:
         redis.stop()
     return {"impl": "fleet", "relays": relays, **row}

@@ -8,6 +8,7 @@ holding the frame of ``Watch.__anext__``) would stay subscribed and keep polling
 from __future__ import annotations
 
 import gc
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -64,21 +65,33 @@ def unsubscribed(client: vdgexport.Client) -> bool:
     return stats.watches == 0 and stats.watched_ids == 0
 
 
-@pytest.mark.parametrize("form", ["async for", "async with"])
+@pytest.mark.parametrize(
+    "form", ["async for", "async with", "async for, busy in the body", "a local, busy in the body"]
+)
 async def test_cancelling_the_consumer_unsubscribes(
     form: str, via: str, sim: SenseSimulator, clock: ManualClock
 ) -> None:
     """``async for`` alone is the README's first form: its cancellation used to leave the
-    watch alive (and polling) in the traceback on asyncio until the collector ran."""
+    watch alive (and polling) in the traceback on asyncio until the collector ran. A
+    consumer busy in its own loop body is not in ``__anext__`` when it is cancelled, and a
+    local ``watch`` is kept by the traceback's frame: the watch is bound to its task."""
     eid = sim.add_export(duration=100)
     async with client_of(sim, clock, via) as client:
         started = anyio.Event()
 
         async def consume() -> None:
-            if form == "async for":
+            busy = form.endswith("busy in the body")
+            if form.startswith("async for"):
                 async for _ in client.watch(eid):
                     started.set()
+                    if busy:
+                        await anyio.sleep_forever()
                 return
+            if form.startswith("a local"):
+                watch = client.watch(eid)
+                async for _ in watch:
+                    started.set()
+                    await anyio.sleep_forever()
             async with client.watch(eid) as events:
                 async for _ in events:
                     started.set()
@@ -89,6 +102,7 @@ async def test_cancelling_the_consumer_unsubscribes(
                 await started.wait()
                 assert client.stats().watches == 1
                 tg.cancel_scope.cancel()
+            await anyio.lowlevel.checkpoint()  # the callbacks of the ended task run
         assert unsubscribed(client)
 
 
@@ -135,7 +149,7 @@ async def test_a_timeout_around_next_unsubscribes_and_the_watch_goes_on_after(
         assert client.stats().watches == 1
 
 
-@pytest.mark.parametrize("way", ["break", "async with", "aclose", "cancel"])
+@pytest.mark.parametrize("way", ["break", "async with", "aclose", "cancel", "cancel, busy"])
 async def test_leaving_a_list_watch_unsubscribes_at_once(
     way: str, via: str, sim: SenseSimulator, clock: ManualClock
 ) -> None:
@@ -158,12 +172,18 @@ async def test_leaving_a_list_watch_unsubscribes_at_once(
                     got = anyio.Event()
 
                     async def consume() -> None:
-                        async for _ in client.watch_list():
+                        if way == "cancel":
+                            async for _ in client.watch_list():
+                                got.set()
+                        lists = client.watch_list()  # kept by the traceback on asyncio
+                        async for _ in lists:
                             got.set()
+                            await anyio.sleep_forever()  # busy in the loop body
 
                     tasks.start_soon(consume)
                     await got.wait()
                     tasks.cancel_scope.cancel()
+                await anyio.lowlevel.checkpoint()  # the callbacks of the ended task run
             assert client.stats().list_watches == 0
             await events.__anext__()
             await events.__anext__()  # the first snapshot
@@ -173,3 +193,41 @@ async def test_leaving_a_list_watch_unsubscribes_at_once(
                 assert isinstance(await events.__anext__(), DeviceProgress)
         after = [r for r in sim.requests[left:] if "exportid" not in r.query]
         assert len(after) <= 1  # a list request in flight as it left, no more
+
+
+async def test_many_watches_read_by_one_task_leave_nothing_behind_on_it(
+    sim: SenseSimulator, clock: ManualClock
+) -> None:
+    """Each watch a long-lived task reads is bound to it (on asyncio) until the watch ends
+    or is freed: hundreds of them leave nothing on the task."""
+    eid = sim.add_export(duration=100)
+    transport = httpx.ASGITransport(app=sim)
+    async with vdgexport.Client("http://sim.test", transport=transport, clock=clock) as client:
+
+        async def read(times: int) -> int:
+            for n in range(times):
+                if n % 2:
+                    async for _ in client.watch(eid):
+                        break  # freed at once
+                else:
+                    async with client.watch(eid) as events:
+                        await events.__anext__()
+            await anyio.lowlevel.checkpoint()
+            return traced(tracemalloc.take_snapshot())
+
+        tracemalloc.start()
+        try:
+            with anyio.fail_after(10):
+                async with client.watch(eid) as kept:  # each new one is answered at once
+                    await kept.__anext__()
+                    before = await read(50)
+                    after = await read(500)
+        finally:
+            tracemalloc.stop()
+    assert after - before < 1024, (before, after)
+
+
+def traced(snapshot: tracemalloc.Snapshot) -> int:
+    """Bytes still allocated by the binding of watches to tasks."""
+    kept = snapshot.filter_traces([tracemalloc.Filter(True, "*_wakeup.py")])
+    return sum(stat.size for stat in kept.statistics("filename"))

@@ -17,14 +17,15 @@ _L = TypeVar("_L", bound="Leaving")
 
 
 class Leaving:
-    """Subscribes when entered or iterated, leaves when exited or when its waiter is
-    cancelled; the poller side wakes it."""
+    """Subscribes when entered or iterated, leaves when exited, when its waiter is
+    cancelled or when the task that reads it is cancelled; the poller side wakes it."""
 
-    __slots__ = ("_error", "_ready")
+    __slots__ = ("_binding", "_error", "_ready")
 
     def __init__(self) -> None:
         self._ready: list[Any] | None = None  # the tasks waiting for it
         self._error: BaseException | None = None  # what ends it, raised once
+        self._binding: object = None  # to the task that reads it (`_wakeup.bind`)
 
     def _start(self) -> None:  # pragma: no cover - every subclass has its own
         raise NotImplementedError
@@ -67,6 +68,22 @@ class Leaving:
         except BaseException:
             self._suspend()
             raise
+
+    def _bind(self) -> None:
+        """Bind it to the task reading it now: its consumer (see `_task_ended`)."""
+        self._binding = _wakeup.bind(self, self._binding)
+
+    def _unbind(self) -> None:
+        binding, self._binding = self._binding, None
+        if binding is not None:
+            _wakeup.unbind(binding)
+
+    def _task_ended(self) -> None:
+        """The task that last read it was cancelled or failed, maybe while busy in its own
+        loop body, where no `_sleep` hears of it (on asyncio the traceback then keeps a
+        local ``watch = client.watch(id)`` alive): its consumer is gone, unsubscribe."""
+        self._binding = None
+        self._suspend()
 
     def _wake(self) -> None:
         ready, self._ready = self._ready, None

@@ -66,6 +66,8 @@ class ListWatch(Leaving):
     async def __anext__(self) -> ExportList:
         while True:
             self._start()
+            if self._state == _SUBSCRIBED:  # its consumer is this task now
+                self._bind()
             latest, self._latest = self._latest, None
             if latest is not None:
                 return latest
@@ -76,6 +78,7 @@ class ListWatch(Leaving):
 
     async def aclose(self) -> None:
         """Stop watching now; iteration stops at once, also in another task. Idempotent."""
+        self._unbind()
         if self._state == _SUBSCRIBED:
             self._hub.unsubscribe_list(self)
         self._state = _DONE
@@ -92,7 +95,8 @@ class ListWatch(Leaving):
                 raise
 
     def _suspend(self) -> None:
-        """Unsubscribe (its waiter was cancelled); a later `__anext__` subscribes again."""
+        """Unsubscribe (its consumer was cancelled); a later `__anext__` subscribes again."""
+        self._unbind()
         if self._state == _SUBSCRIBED:
             self._hub.unsubscribe_list(self)
             self._state = _IDLE

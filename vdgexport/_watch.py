@@ -45,7 +45,10 @@ class Watch(Leaving):
     dropped watch unsubscribes when it is freed), leaving ``async with`` (or
     ``await watch.aclose()``), or a cancellation of the task that waits for the next event
     (a timeout around ``__anext__`` included: a later ``__anext__`` subscribes again and
-    goes on from what the consumer has read). No garbage collector is needed for any of it.
+    goes on from what the consumer has read), or a cancellation (or an error) of the task
+    that last read it while it is busy in its own loop body, also when it holds the watch
+    in a local variable (``watch = client.watch(id)``) that the traceback keeps alive.
+    No garbage collector is needed for any of it.
 
     A slow consumer loses nothing that matters: status and terminal events are kept, and
     unread progress of one device collapses to its newest value (``previous_progress`` then
@@ -97,6 +100,8 @@ class Watch(Leaving):
     async def __anext__(self) -> WatchEvent:
         while True:
             self._start()
+            if self._state == _SUBSCRIBED:  # its consumer is this task now
+                self._bind()
             event = self._pop()
             if event is not None:
                 if isinstance(event, TERMINAL_TYPES):
@@ -175,6 +180,7 @@ class Watch(Leaving):
 
     def _suspend(self) -> None:
         """Unsubscribe, keeping what was read: a later `__anext__` subscribes again."""
+        self._unbind()
         if self._state == _SUBSCRIBED:
             self._hub.unsubscribe(self)
             self._state = _IDLE
@@ -183,6 +189,7 @@ class Watch(Leaving):
             self._wake()  # another task waiting on this watch subscribes it again
 
     def _finish(self) -> None:
+        self._unbind()
         if self._state == _SUBSCRIBED:
             self._hub.unsubscribe(self)
         self._state = _DONE

@@ -266,3 +266,27 @@ async def test_a_snapshot_says_whether_a_publisher_leads_and_lists_the_exports(
     assert now.leading
     assert now.epoch is not None
     assert [e.export_id for e in now.exports] == ids
+
+
+async def test_the_current_state_and_the_snapshot_show_the_progress_of_the_last_events(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    export_id = sim.add_export(devices=2, duration=100)
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(publisher(client, redis.url))
+        async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as events:
+            await take(events, 3)  # the export at 0 %
+            clock.advance(50)
+            moved = await take(events, 2)  # both devices at 50 %
+        async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as events:
+            first = await take(events, 3)
+        now = await vdgexport.fleet.snapshot(redis.url, name="site")
+        tasks.cancel_scope.cancel()
+    progress = {(e.server_id, e.device_id): e.progress for e in (i.event for i in moved)}
+    assert min(progress.values()) > 0
+    status = first[0].event
+    assert isinstance(status, vdgexport.ExportStatusChanged)
+    # the status event of a new subscriber carries the export as it is now, not as it started
+    assert {d.key: d.progress for d in status.export.devices} == progress
+    assert {d.key: d.progress for d in now.exports[0].devices} == progress
+    assert status.export.progress == now.exports[0].progress == sum(progress.values()) / 2

@@ -2,15 +2,17 @@
 
 The state holds only what the fleet's stream has told: each device appears as its last
 written `DeviceProgress` said, so that a subscriber reading the state and then the stream
-after it sees every change once (the export inside the status event may be newer: it is
-the snapshot that event carried).
+after it sees every change once. The export inside the status event is the snapshot the last
+event that carried one reported, with each device's progress and status, and the bandwidth,
+brought up to date by every `DeviceProgress` written since (what ``GET /api/exports`` of
+``vdgexport serve --redis`` shows).
 """
 
 from __future__ import annotations
 
 import json
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +37,8 @@ class ExportState:
     """One export's last written snapshot, devices, terminal event, checkpoint and count.
 
     Attributes:
-        export: the export as the last event that carried one reported it.
+        export: the export as the last event that carried one reported it, brought up to
+            date by the `DeviceProgress` events written since.
         observed_at: when the last event was observed.
         terminal: the terminal event, once there is one.
         checkpoint: the watch checkpoint after the last event written.
@@ -65,6 +68,8 @@ class ExportState:
             export = event.last_seen
         if isinstance(event, DeviceProgress):
             devices = {**devices, (event.server_id, event.device_id): event}
+            if export is not None:
+                export = _with_device(export, event)
         terminal = event if isinstance(event, TERMINAL) else self.terminal
         return ExportState(export, event.observed_at, terminal, checkpoint, self.seq + 1, devices)
 
@@ -128,6 +133,22 @@ def state_events(text: str) -> list[WatchEvent]:
         return [vdgexport.event_from_dict(e) for e in json.loads(text)["events"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a fleet export state: {exc}") from None
+
+
+def _with_device(export: Export, event: DeviceProgress) -> Export:
+    """``export`` with ``event``'s device progress and status, and the export's bandwidth."""
+    devices = tuple(
+        replace(
+            d,
+            progress=event.progress,
+            status=event.status,
+            raw_status=d.raw_status if d.status is event.status else event.status.value,
+        )
+        if (d.server_id, d.device_id) == (event.server_id, event.device_id)
+        else d
+        for d in export.devices
+    )
+    return replace(export, devices=devices, bandwidth_kbps=event.bandwidth_kbps)
 
 
 def _first(last: DeviceProgress, at: datetime) -> DeviceProgress:

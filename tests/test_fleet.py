@@ -290,3 +290,21 @@ async def test_the_current_state_and_the_snapshot_show_the_progress_of_the_last_
     assert {d.key: d.progress for d in status.export.devices} == progress
     assert {d.key: d.progress for d in now.exports[0].devices} == progress
     assert status.export.progress == now.exports[0].progress == sum(progress.values()) / 2
+
+
+async def test_a_leader_that_cannot_reach_redis_says_so_before_its_lease_ends(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    sim.add_export(duration=100)
+    lease = 6.0  # renewed every 2 s: the first renewal after the stop fails well before 6 s
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        pub = Publisher(client, redis.url, name="site", lease=lease)
+        tasks.start_soon(pub.run)
+        await until(lambda: pub.leading and pub.reachable is True)
+        redis.stop()
+        stopped = anyio.current_time()
+        await until(lambda: pub.reachable is False, within=lease)
+        # /healthz of `publish --metrics-port` reads `reachable`: unhealthy at the first
+        # failed renewal, not only once the lease has run out
+        assert anyio.current_time() - stopped < lease * 2 / 3
+        tasks.cancel_scope.cancel()

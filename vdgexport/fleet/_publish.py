@@ -93,12 +93,12 @@ class Publisher:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                self._unreachable(exc, wait)
+                self._unreachable(exc)
                 await anyio.sleep(wait * random.uniform(0.5, 1.0))
                 wait = min(wait * 2, _BACKOFF[1])
                 continue
 
-    def _unreachable(self, exc: BaseException, wait: float) -> None:
+    def _unreachable(self, exc: BaseException) -> None:
         if self.reachable is not False:
             logger.warning(
                 "Redis at %s unreachable (%s: %s); retrying with backoff",
@@ -165,6 +165,7 @@ class Publisher:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self._unreachable(exc)
                 await anyio.sleep(self._lease / 10)  # the deadline steps down if this lasts
 
     async def _renew_on(self, redis: coredis.Redis[str], scope: anyio.CancelScope) -> None:
@@ -179,7 +180,9 @@ class Publisher:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self._unreachable(exc)  # said (and unhealthy) now, not when the lease ends
                 continue  # the deadline steps down if Redis stays away
+            self._reached()
             if renewed != 1:
                 self._step_down(scope, _LOST if renewed == 2 else _TAKEN)
                 return
@@ -317,6 +320,7 @@ class Publisher:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self._unreachable(exc)
                 await anyio.sleep(wait)  # until it works or the lease runs out
                 wait = min(wait * 2, self._lease / 10)
         if reply in ("lost", "epoch"):

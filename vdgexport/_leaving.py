@@ -70,7 +70,9 @@ class Leaving:
             raise
 
     def _bind(self) -> None:
-        """Bind it to the task reading it now: its consumer (see `_task_ended`)."""
+        """Bind it to the task it yields to now: its consumer (see `_task_ended`). A
+        waiting consumer needs none (`_sleep` hears of its cancellation), so an idle
+        watch with its own consumer task costs nothing more."""
         self._binding = _wakeup.bind(self, self._binding)
 
     def _unbind(self) -> None:

@@ -66,10 +66,10 @@ class ListWatch(Leaving):
     async def __anext__(self) -> ExportList:
         while True:
             self._start()
-            if self._state == _SUBSCRIBED:  # its consumer is this task now
-                self._bind()
             latest, self._latest = self._latest, None
             if latest is not None:
+                if self._state == _SUBSCRIBED:  # its consumer, off to its loop body
+                    self._bind()
                 return latest
             self._raise_error()
             if self._state == _DONE:

@@ -100,12 +100,12 @@ class Watch(Leaving):
     async def __anext__(self) -> WatchEvent:
         while True:
             self._start()
-            if self._state == _SUBSCRIBED:  # its consumer is this task now
-                self._bind()
             event = self._pop()
             if event is not None:
                 if isinstance(event, TERMINAL_TYPES):
                     self._finish()
+                elif self._state == _SUBSCRIBED:  # its consumer, off to its loop body
+                    self._bind()
                 return event
             self._raise_error()
             if self._state == _DONE:

@@ -211,7 +211,11 @@ class Client(ManageCalls):
             await self._http.aclose()
 
     def stats(self) -> ClientStats:
-        """Counts of requests, failures and watches so far (`ClientStats`), also when closed."""
+        """Counts of requests, failures and watches so far (`ClientStats`), also when closed.
+
+        Safe to call from any thread (e.g. a metrics server's): every count is an int the
+        event loop keeps up to date.
+        """
         poller = self._poller
         return ClientStats(
             self._requests, self._failures, poller.watches, poller.watched, poller.list_watches

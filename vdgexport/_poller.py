@@ -118,6 +118,8 @@ class Poller(Subscriptions):
         ref = Ref(watch, self._on_collected)
         ref.export_id = export_id
         entry = self._entries.get(export_id)
+        if entry is None or not entry.holds(ref):
+            self._count += 1  # before a snapshot that may end it at once
         with self._delivering():
             if entry is None:
                 entry = self._entries[export_id] = self._new_entry(export_id)

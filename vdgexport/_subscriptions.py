@@ -94,6 +94,11 @@ class Entry:
     def empty(self) -> bool:
         return not self.subs and not self.fresh
 
+    @property
+    def size(self) -> int:
+        """How many subscribers, fresh ones included."""
+        return len(self.subs) + (len(self.fresh) if self.fresh else 0)
+
 
 def deliver(
     entry: Entry, refs: dict[Ref, None], events: list[WatchEvent], export: Export | None
@@ -122,6 +127,9 @@ class Subscriptions:
         self._dead: list[Ref] = []
         self._on_collected = self._collected  # one bound method shared by every Ref
         self._wake = anyio.Event()  # the poller's: set when the last entry goes
+        #: Subscribed watches, kept as an int on the event loop as they come and go, so
+        #: that `watches` may be read from any thread (a metrics scrape) while they change.
+        self._count = 0
 
     @property
     def watched(self) -> int:
@@ -130,14 +138,19 @@ class Subscriptions:
 
     @property
     def watches(self) -> int:
-        """How many watches are subscribed."""
-        return sum(len(e.subs) + len(e.fresh or ()) for e in self._entries.values())
+        """How many watches are subscribed (safe to read from any thread)."""
+        return self._count
 
     def unsubscribe(self, watch: Subscriber) -> None:
         entry = self._entries.get(watch.export_id)
         if entry is not None:
-            entry.drop(Ref(watch))  # equal to its stored Ref: weak references compare by referent
-            self._prune(entry)
+            self._drop(entry, Ref(watch))  # equal to its stored Ref: refs compare by referent
+
+    def _drop(self, entry: Entry, ref: Ref) -> None:
+        before = entry.size
+        entry.drop(ref)
+        self._count -= before - entry.size
+        self._prune(entry)
 
     def _collected(self, ref: Ref) -> None:
         """A watch was dropped without being closed (``break`` out of ``async for``).
@@ -150,8 +163,7 @@ class Subscriptions:
             return
         entry = self._entries.get(ref.export_id)
         if entry is not None:
-            entry.drop(ref)
-            self._prune(entry)
+            self._drop(entry, ref)
 
     def _prune(self, entry: Entry) -> None:
         export_id = entry.tracker.export_id
@@ -168,6 +180,7 @@ class Subscriptions:
                 self._down.discard(export_id)
                 if entry is None:
                     continue
+                self._count -= entry.size
                 for ref in entry.refs():
                     watch = ref()
                     if watch is not None:
@@ -248,7 +261,9 @@ class Subscriptions:
         fresh, entry.fresh = entry.fresh, None
         for ref in fresh or ():
             watch = ref()
-            if watch is not None:
+            if watch is None:
+                self._count -= 1  # freed before its first answer: it is not moved
+            else:
                 events = tracker.events(watch.baseline, export, at, now, estimates)
                 entry.subs[ref] = None
                 self._send(entry, {ref: None}, events, export)
@@ -262,5 +277,7 @@ class Subscriptions:
         events: list[WatchEvent],
         export: Export | None,
     ) -> None:
+        before = entry.size
         if deliver(entry, refs, events, export):
+            self._count -= before - entry.size
             self._prune(entry)

@@ -7,6 +7,8 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 
+import anyio
+import coredis
 import httpx
 import pytest
 
@@ -15,6 +17,7 @@ from vdgexport.fleet import FleetEvent
 from vdgexport.testing import ManualClock, SenseSimulator
 
 from ._fleet import check_account
+from ._redis import redis_server
 from ._relay import INTERVAL, Fleet, Sse, fleet_of, fleet_relay, read_until, relay_process, sse
 
 
@@ -151,3 +154,23 @@ async def test_serve_redis_metrics_and_health_follow_the_lease_and_redis(
     assert first == "connected"
     assert process.returncode == 0
     assert "Traceback" not in stderr
+
+
+async def test_a_fleet_state_that_cannot_be_read_is_an_error_event_not_a_crash() -> None:
+    with redis_server() as redis:
+        async with coredis.Redis.from_url(redis.url) as admin:  # what no publisher wrote
+            await admin.set("vdgexport:{site}:epoch", "e1")
+            await admin.hset("vdgexport:{site}:state", {"7": "not a state"})
+            await admin.xadd("vdgexport:{site}:stream", {"p": "e1", "k": "epoch"})
+        with fleet_relay(redis.url) as relay:
+            async with httpx.AsyncClient(timeout=15, base_url=relay) as http:
+                with anyio.fail_after(15):
+                    async with sse(http, "/api/events") as stream:
+                        events = [e async for e in stream]  # it ends after the error
+                listed = await http.get("/api/exports")
+                page = await http.get("/")
+    assert [e.type for e in events] == ["error"]
+    assert events[0].data["export_id"] is None
+    assert "export '7'" in events[0].data["error"]
+    assert listed.status_code == 503
+    assert page.status_code == 200

@@ -14,11 +14,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 import vdgexport
+
+if TYPE_CHECKING:
+    from vdgexport.web import FleetSource, RelayStats
 
 __all__ = [
     "ClientHealth",
@@ -78,7 +81,7 @@ class PublisherCollector:
 class RelayCollector:
     """The relay's metrics: its streams and the events sent, and its client's (``--url``)."""
 
-    def __init__(self, stats: Any, client: vdgexport.Client | None = None) -> None:
+    def __init__(self, stats: RelayStats, client: vdgexport.Client | None = None) -> None:
         self._stats, self._client = stats, client
 
     def collect(self) -> Iterator[Any]:
@@ -153,7 +156,7 @@ class ClientHealth:
         return _ok()
 
 
-async def fleet_health(source: Any) -> Health:
+async def fleet_health(source: FleetSource) -> Health:
     """``/healthz`` of ``serve --redis``: 200 while Redis answers and a publisher leads."""
     try:
         now = await source.snapshot()

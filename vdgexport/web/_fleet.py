@@ -87,7 +87,8 @@ class FleetSource:
 
         Raises:
             RuntimeError: the source is not entered, or closed.
-            vdgexport.VdgError: Redis did not answer within ``timeout``.
+            vdgexport.VdgError: Redis did not answer within ``timeout``, or the state
+                it holds cannot be read.
         """
         from vdgexport import fleet
 
@@ -95,8 +96,8 @@ class FleetSource:
         try:
             with anyio.fail_after(self._timeout):
                 return await fleet.snapshot(self._url, name=self.name)
-        except (ValueError, RuntimeError):
-            raise
+        except ValueError as exc:  # the URL and name were checked: a state it cannot read
+            raise vdgexport.VdgError(f"the fleet's state is unreadable ({exc})") from None
         except Exception as exc:  # coredis's errors, OSError, TimeoutError: unreachable
             raise vdgexport.VdgError(f"Redis unreachable ({error_text(exc)})") from None
 

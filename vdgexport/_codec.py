@@ -86,7 +86,7 @@ def event_from_dict(data: Mapping[str, Any]) -> WatchEvent:
     if cls is None:
         raise ValueError(f"unknown event type {name!r}")
     fields = {key: value for key, value in data.items() if key != "type"}
-    event: WatchEvent = _decode_dataclass(cls, fields, cls.__name__)
+    event: WatchEvent = _decoder(cls)(fields, cls.__name__)
     return event
 
 
@@ -106,7 +106,7 @@ def export_from_dict(data: Mapping[str, Any]) -> Export:
     Raises:
         ValueError: a missing, unknown or malformed field; the message names it.
     """
-    return _decode(Export, data, "export")  # type: ignore[no-any-return]
+    return _decoder(Export)(data, "export")  # type: ignore[no-any-return]
 
 
 # -- encoding: by the value ------------------------------------------------------------------
@@ -139,64 +139,100 @@ def _encode_dataclass(value: Any) -> dict[str, Any]:
     return data
 
 
-# -- decoding: by the type hint --------------------------------------------------------------
+# -- decoding: by the type hint, through a decoder made once per hint ------------------------
+
+Decoder = Callable[[Any, str], Any]
+_DECODERS: dict[Any, Decoder] = {}
 
 
-def _decode(hint: Any, value: Any, where: str) -> Any:
+def _decoder(hint: Any) -> Decoder:
+    """The function reading a JSON value of type ``hint`` (made on first use, then kept)."""
+    try:
+        return _DECODERS[hint]
+    except KeyError:
+        made = _DECODERS[hint] = _make_decoder(hint)
+        return made
+
+
+def _make_decoder(hint: Any) -> Decoder:
     origin = typing.get_origin(hint)
     if origin is Union or origin is types.UnionType:
-        return _decode_union(typing.get_args(hint), value, where)
+        return _union_decoder(typing.get_args(hint))
     if origin is tuple:
-        item_hint = typing.get_args(hint)[0]
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {_kind(value)}")
-        return tuple(_decode(item_hint, item, f"{where}[{i}]") for i, item in enumerate(value))
+        return _tuple_decoder(_decoder(typing.get_args(hint)[0]))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{where}: expected an object, got {_kind(value)}")
-        return _decode_dataclass(hint, value, where)
+        return _dataclass_decoder(hint)
     reader = _READERS.get(hint)
     if reader is not None:
-        return reader(value, where)
+        return reader
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _enum_decoder(hint)
+    raise TypeError(f"no JSON form for {hint!r}")  # a new field type: add a reader
+
+
+def _union_decoder(options: tuple[Any, ...]) -> Decoder:
+    optional = type(None) in options
+    decoders = [_decoder(option) for option in options if option is not type(None)]
+
+    def decode(value: Any, where: str) -> Any:
+        if value is None and optional:
+            return None
+        errors = []
+        for decoder in decoders:
+            try:
+                return decoder(value, where)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError("; ".join(errors) or f"{where}: expected null, got {_kind(value)}")
+
+    return decode
+
+
+def _tuple_decoder(item: Decoder) -> Decoder:
+    def decode(value: Any, where: str) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {_kind(value)}")
+        return tuple(item(each, f"{where}[{i}]") for i, each in enumerate(value))
+
+    return decode
+
+
+def _enum_decoder(cls: type[enum.Enum]) -> Decoder:
+    def decode(value: Any, where: str) -> Any:
         try:
-            return hint(value)
+            return cls(value)
         except ValueError:
-            raise ValueError(f"{where}: {value!r} is not a {hint.__name__}") from None
-    raise TypeError(f"{where}: no JSON form for {hint!r}")  # a new field type: add a reader
+            raise ValueError(f"{where}: {value!r} is not a {cls.__name__}") from None
+
+    return decode
 
 
-def _decode_union(options: tuple[Any, ...], value: Any, where: str) -> Any:
-    if value is None and type(None) in options:
-        return None
-    errors = []
-    for option in options:
-        if option is type(None):
-            continue
-        try:
-            return _decode(option, value, where)
-        except ValueError as exc:
-            errors.append(str(exc))
-    raise ValueError("; ".join(errors) or f"{where}: expected null, got {_kind(value)}")
-
-
-def _decode_dataclass(cls: type, data: Mapping[str, Any], where: str) -> Any:
+def _dataclass_decoder(cls: type) -> Decoder:
     hints = _fields(cls)
-    unknown = set(data) - hints.keys() - set(_DERIVED.get(cls, ()))
-    if unknown:
-        raise ValueError(f"{where}: unknown field {sorted(map(str, unknown))[0]!r}")
-    missing = [name for name in _required(cls) if name not in data]
-    if missing:
-        raise ValueError(f"{where}: missing field {missing[0]!r}")
-    values = {
-        name: _decode(hint, data[name], f"{where}.{name}")
-        for name, hint in hints.items()
-        if name in data
-    }
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
+    known = hints.keys() | set(_DERIVED.get(cls, ()))
+    required = _required(cls)
+    fields = [(name, "." + name, _decoder(hint)) for name, hint in hints.items()]
+
+    def decode(data: Any, where: str) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where}: expected an object, got {_kind(data)}")
+        if not known.issuperset(data):
+            unknown = set(data) - known
+            raise ValueError(f"{where}: unknown field {sorted(map(str, unknown))[0]!r}")
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"{where}: missing field {missing[0]!r}")
+        values = {
+            name: decoder(data[name], where + suffix)
+            for name, suffix, decoder in fields
+            if name in data
+        }
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+    return decode
 
 
 def _fields(cls: type) -> dict[str, Any]:

@@ -308,3 +308,16 @@ async def test_a_leader_that_cannot_reach_redis_says_so_before_its_lease_ends(
         # failed renewal, not only once the lease has run out
         assert anyio.current_time() - stopped < lease * 2 / 3
         tasks.cancel_scope.cancel()
+
+
+async def test_a_snapshot_of_a_state_it_cannot_read_is_a_vdg_error_naming_the_export(
+    redis: RedisServer,
+) -> None:
+    keys = Keys.of("site")
+    admin = coredis.Redis.from_url(redis.url, decode_responses=True)
+    async with admin:
+        await admin.set(keys.epoch, "e")
+        await admin.xadd(keys.stream, {"p": "e"})
+        await admin.hset(keys.state, {"7": "{not json"})
+    with pytest.raises(vdgexport.VdgError, match="fleet state of export '7'"):
+        await vdgexport.fleet.snapshot(redis.url, name="site")

@@ -36,6 +36,7 @@ async def snapshot(redis_url: str, *, name: str) -> FleetSnapshot:
     Raises:
         ValueError: not a Redis URL, or a bad fleet name.
         coredis.exceptions.ConnectionError: Redis is unreachable.
+        vdgexport.VdgError: a stored state cannot be read (written by another version?).
 
     Example:
         ```python
@@ -53,8 +54,11 @@ async def snapshot(redis_url: str, *, name: str) -> FleetSnapshot:
     if not reply:
         return FleetSnapshot(None, leading, ())
     exports = []
-    for text in reply[3::2]:
-        export = ExportState.from_json(str(text)).export
+    for export_id, text in zip(reply[2::2], reply[3::2], strict=True):
+        try:
+            export = ExportState.from_json(str(text)).export
+        except ValueError as exc:
+            raise vdgexport.VdgError(f"fleet state of export {str(export_id)!r}: {exc}") from None
         if export is not None:
             exports.append(export)
     exports.sort(key=lambda e: export_order(e.export_id))

@@ -96,7 +96,7 @@ class FleetSource:
         try:
             with anyio.fail_after(self._timeout):
                 return await fleet.snapshot(self._url, name=self.name)
-        except ValueError as exc:  # the URL and name were checked: a state it cannot read
+        except vdgexport.VdgError as exc:  # a state it cannot read
             raise vdgexport.VdgError(f"the fleet's state is unreadable ({exc})") from None
         except Exception as exc:  # coredis's errors, OSError, TimeoutError: unreachable
             raise vdgexport.VdgError(f"Redis unreachable ({error_text(exc)})") from None

@@ -82,7 +82,7 @@ def closed_port() -> int:
 def test_demo_plain_output_has_no_escapes_and_ends_with_the_summary(
     capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
-    assert main(["demo", "--speed", "200", "--backend", backend]) == 0
+    assert main(["demo", "--speed", "100", "--backend", backend]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out
     lines = out.splitlines()
@@ -115,7 +115,7 @@ def test_demo_plain_output_has_no_escapes_and_ends_with_the_summary(
 
 
 def test_demo_json_is_events_with_every_outcome(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--speed", "200", "--json"]) == 0
+    assert main(["demo", "--speed", "100", "--json"]) == 0
     events = json_lines(capsys.readouterr().out)
     lost = [e for e in events if e["type"] == "ConnectionLost"]
     restored = [e for e in events if e["type"] == "ConnectionRestored"]

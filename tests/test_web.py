@@ -105,8 +105,12 @@ async def test_twenty_subscribers_share_one_request_per_tick() -> None:
         assert progress(events)[:3] == pytest.approx([0.0, 12.5, 25.0], abs=0.1)
         assert events[-1].type == "ExportRemoved"
     # One status request per tick for all 20 streams: the pace of one poller, not 20.
+    # Stamped at the server, whose thread's jitter under load can bring two requests of one
+    # paced poller closer than a poll: the median gap is the pace; 20 pollers would be ~0.
     assert len(requests) <= elapsed / r.poll + 2
-    assert min(b - a for a, b in itertools.pairwise(requests)) >= 0.8 * r.poll
+    gaps = sorted(b - a for a, b in itertools.pairwise(requests))
+    assert gaps[len(gaps) // 2] >= 0.8 * r.poll
+    assert gaps[0] >= 0.25 * r.poll
 
 
 def has_progress(value: float) -> Callable[[list[Sse]], bool]:

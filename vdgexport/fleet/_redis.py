@@ -132,6 +132,8 @@ class Keys:
 # -- tokens ------------------------------------------------------------------------------
 
 _TOKEN_VERSION = "v1"
+#: The largest number of a stream entry id ("ms-seq": both are unsigned 64-bit).
+_ID_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ class Token:
         ms, _, seq = parts[2].partition("-")
         numbers = [ms, seq, *parts[3:]]
         if not all(n.isascii() and n.isdigit() and len(n) <= 20 for n in numbers):
+            raise bad
+        if max(int(ms), int(seq)) > _ID_MAX:  # Redis would refuse it: no stream holds it
             raise bad
         index, count = (int(parts[3]), int(parts[4])) if len(parts) == 5 else (0, 0)
         if len(parts) == 5 and not index < count:

@@ -3,9 +3,13 @@ redis-server and the relay served by uvicorn on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
+import anyio.lowlevel
+import coredis
 import httpx
 import pytest
 
@@ -15,7 +19,12 @@ from tests._redis import RedisServer, redis_server
 from tests._relay import fleet_relay, read_until, sse
 from tests.conftest import make_client
 from tests.test_fleet import publisher, take
+from vdgexport.fleet import Publisher
+from vdgexport.fleet._redis import Keys
+from vdgexport.fleet._state import ExportState
 from vdgexport.testing import ManualClock, SenseSimulator
+
+KEYS = Keys.of("site")
 
 
 @pytest.fixture
@@ -55,3 +64,84 @@ async def test_a_last_event_id_past_the_range_of_stream_ids_is_refused_or_reset(
             ("reset", None),
             ("ExportStatusChanged", export_id),
         ]
+
+
+async def _ended_state(sim: SenseSimulator, clock: ManualClock) -> tuple[str, str]:
+    """A finished export's stored state (its id, its JSON), as a publisher writes it."""
+    export_id = sim.add_export(devices=1, duration=1)
+    state = ExportState.fresh()
+    async with make_client(sim, clock) as client, client.watch(export_id) as watch:
+        clock.advance(2)
+        async for event in watch:
+            state = state.after(event, watch.checkpoint())
+    assert state.done
+    return export_id, state.to_json()
+
+
+async def _fill_fleet(redis: RedisServer, export_id: str, text: str, n: int) -> None:
+    """A fleet holding ``n`` exports like ``export_id`` (an epoch, a stream, their states)."""
+    mapping = {
+        str(i): text.replace(f'"export_id": "{export_id}"', f'"export_id": "{i}"')
+        for i in range(1000, 1000 + n)
+    }
+    async with coredis.Redis.from_url(redis.url, decode_responses=True) as r:
+        await r.set(KEYS.epoch, "e1")
+        await r.xadd(KEYS.stream, {"p": "e1", "k": "epoch"})
+        await r.hset(KEYS.state, mapping)
+
+
+class Gaps:
+    """The longest time the event loop went without running a task that only yields."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+
+    async def run(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await anyio.lowlevel.checkpoint()
+            now = time.perf_counter()
+            self.longest, last = max(self.longest, now - last), now
+
+    @contextlib.asynccontextmanager
+    async def measuring(self) -> AsyncIterator[Callable[[], float]]:
+        """Measure the block; yields a function giving the block's duration, once ended."""
+        self.longest, began, took = 0.0, time.perf_counter(), 0.0
+        yield lambda: took
+        took = time.perf_counter() - began
+        await anyio.lowlevel.checkpoint()  # the ticker notes the gap before the last one
+
+
+async def test_thousands_of_exports_in_the_fleet_never_hold_the_event_loop(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    """G2: reading a big current state (relay routes, a new stream, a new leader) lets
+    every other task of the process run; it does not stop them until it is read whole."""
+    export_id, text = await _ended_state(sim, clock)
+    n = 2000
+    await _fill_fleet(redis, export_id, text, n)
+    gaps = Gaps()
+    held = {}
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(gaps.run)
+        async with gaps.measuring() as took:
+            now = await vdgexport.fleet.snapshot(redis.url, name="site")
+        held["snapshot"] = gaps.longest / took()
+        async with gaps.measuring() as took:
+            async with vdgexport.fleet.subscribe(redis.url, name="site") as events:
+                first = await take(events, 1)
+        held["subscribe"] = gaps.longest / took()
+        async with make_client(sim, clock) as client:
+            async with gaps.measuring() as took:
+                publishing = Publisher(client, redis.url, name="site", lease=30.0)
+                tasks.start_soon(publishing.run)
+                async with coredis.Redis.from_url(redis.url, decode_responses=True) as r:
+                    with anyio.fail_after(30):  # the new leader read them, forgot them (unlisted)
+                        while await r.hlen(KEYS.state) > 1:  # noqa: ASYNC110 - nothing to wait on
+                            await anyio.sleep(0.01)
+            held["lead"] = gaps.longest / took()
+            tasks.cancel_scope.cancel()
+    assert len(now.exports) == n
+    assert first[0].event.export_id == "1000"
+    # The longest stop of the other tasks is a small part of the whole read (not all of it).
+    assert max(held.values()) < 0.4, held

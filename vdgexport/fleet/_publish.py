@@ -28,7 +28,7 @@ from ._redis import (
     safe_url,
     unreachable_as_transient,
 )
-from ._state import ExportState
+from ._state import ExportState, sliced
 
 __all__ = ["Publisher", "publish"]
 
@@ -241,7 +241,7 @@ class Publisher:
             return False
         self.epoch, self._last = str(reply[1]), str(reply[2])
         if reply[0] == "old":
-            self._known = _stored(reply[3:])
+            self._known = await _stored(reply[3:])
         return True
 
     def _discover(
@@ -343,14 +343,16 @@ class Publisher:
             self._known.pop(export_id, None)
 
 
-def _stored(flat: list[Any]) -> dict[str, ExportState]:
-    known: dict[str, ExportState] = {}
-    for export_id, text in zip(flat[::2], flat[1::2], strict=True):
+async def _stored(flat: list[Any]) -> dict[str, ExportState]:
+    def read(pair: tuple[Any, Any]) -> tuple[str, ExportState | None]:
         try:
-            known[str(export_id)] = ExportState.from_json(str(text))
+            return str(pair[0]), ExportState.from_json(str(pair[1]))
         except ValueError as exc:
-            logger.warning("export %r: %s; watching it afresh", export_id, exc)
-    return known
+            logger.warning("export %r: %s; watching it afresh", pair[0], exc)
+            return str(pair[0]), None
+
+    read_all = await sliced(read, zip(flat[::2], flat[1::2], strict=True))
+    return {export_id: state for export_id, state in read_all if state is not None}
 
 
 async def publish(

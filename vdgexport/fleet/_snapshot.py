@@ -8,7 +8,7 @@ from typing import Any
 import vdgexport
 
 from ._redis import SNAPSHOT, Keys, connect, unreachable_as_transient
-from ._state import ExportState, export_order
+from ._state import ExportState, export_order, sliced
 
 __all__ = ["FleetSnapshot", "snapshot"]
 
@@ -53,13 +53,14 @@ async def snapshot(redis_url: str, *, name: str) -> FleetSnapshot:
             leading = bool(await redis.exists([keys.lease]))
     if not reply:
         return FleetSnapshot(None, leading, ())
-    exports = []
-    for export_id, text in zip(reply[2::2], reply[3::2], strict=True):
+
+    def read(pair: tuple[Any, Any]) -> vdgexport.Export | None:
         try:
-            export = ExportState.from_json(str(text)).export
+            return ExportState.from_json(str(pair[1])).export
         except ValueError as exc:
-            raise vdgexport.VdgError(f"fleet state of export {str(export_id)!r}: {exc}") from None
-        if export is not None:
-            exports.append(export)
+            raise vdgexport.VdgError(f"fleet state of export {str(pair[0])!r}: {exc}") from None
+
+    read_all = await sliced(read, zip(reply[2::2], reply[3::2], strict=True))
+    exports = [export for export in read_all if export is not None]
     exports.sort(key=lambda e: export_order(e.export_id))
     return FleetSnapshot(str(reply[0]), leading, tuple(exports))

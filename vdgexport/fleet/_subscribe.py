@@ -26,7 +26,7 @@ from ._redis import (
     safe_url,
     unreachable_as_transient,
 )
-from ._state import TERMINAL, export_order, state_events
+from ._state import TERMINAL, export_order, sliced, state_events
 
 __all__ = ["FleetEvent", "Subscription", "subscribe"]
 
@@ -176,9 +176,11 @@ class Subscription:
         states = sorted(
             zip(reply[2::2], reply[3::2], strict=True), key=lambda pair: export_order(str(pair[0]))
         )
-        events: list[WatchEvent] = []
-        for export_id, text in states:
-            events += _events_of(str(export_id), str(text))
+        events = [
+            event
+            for each in await sliced(lambda pair: _events_of(str(pair[0]), str(pair[1])), states)
+            for event in each
+        ]
         self._epoch, self._cursor = epoch, last
         for index, event in enumerate(events):
             self._emit(Token(epoch, last, index, len(events)), event)

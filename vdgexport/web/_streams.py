@@ -161,8 +161,9 @@ async def _discover(
     opened again, at the poller's pace; a closed client ends the discovery.
 
     An id is new when it was not listed before, when it names another export (another
-    fingerprint), or when its watch has ended and a listing went without it (the
-    PluginManager restarted: an export listed under it again is another one).
+    fingerprint), when its watch has ended and a listing went without it (the
+    PluginManager restarted: an export listed under it again is another one), or when its
+    watch failed (an outage past the client's ``outage_timeout``).
     """
     watching: dict[str, Any] = {}
     live: collections.Counter[str] = collections.Counter()  # running watches per id
@@ -198,16 +199,20 @@ def _start_new(
         if watching.get(export.export_id) != export.fingerprint:
             watching[export.export_id] = export.fingerprint
             live[export.export_id] += 1
-            tasks.start_soon(_follow, client, export.export_id, send.clone(), live)
+            tasks.start_soon(_follow, client, export, send.clone(), live, watching)
 
 
 async def _follow(
     client: vdgexport.Client,
-    export_id: str,
+    export: vdgexport.Export,
     send: MemoryObjectSendStream[bytes],
     live: collections.Counter[str],
+    watching: dict[str, Any],
 ) -> None:
-    """Stream one export's watch into ``send``; ``live`` counts it while it runs."""
+    """Stream one export's watch into ``send``; ``live`` counts it while it runs. A watch
+    that gives up (an outage past ``outage_timeout``) is forgotten in ``watching``: the
+    next list follows the export anew, its current state first."""
+    export_id = export.export_id
     async with send:
         try:
             async with client.watch(export_id) as watch:
@@ -215,6 +220,8 @@ async def _follow(
                     await send.send(event_frame(event, watch))
         except vdgexport.VdgError as exc:
             if not _closed(exc):
+                if watching.get(export_id) == export.fingerprint:
+                    del watching[export_id]
                 data = {"export_id": export_id, "error": error_text(exc)}
                 await send.send(frame("error", data))
         except ValueError:  # an id the client cannot send: that export alone is skipped

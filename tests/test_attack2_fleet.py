@@ -16,7 +16,7 @@ import pytest
 import vdgexport
 import vdgexport.fleet
 from tests._redis import RedisServer, redis_server
-from tests._relay import fleet_relay, read_until, sse
+from tests._relay import fleet_relay, read_until, relay_process, sse
 from tests.conftest import make_client
 from tests.test_fleet import publisher, take
 from vdgexport.fleet import Publisher
@@ -145,3 +145,20 @@ async def test_thousands_of_exports_in_the_fleet_never_hold_the_event_loop(
     assert first[0].event.export_id == "1000"
     # The longest stop of the other tasks is a small part of the whole read (not all of it).
     assert max(held.values()) < 0.4, held
+
+
+async def test_a_refused_redis_password_is_named_on_healthz_never_shown() -> None:
+    """G4: /healthz and the JSON routes of ``serve --redis`` said "Redis unreachable
+    (ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception))" when Redis refused
+    the password: the reason must name the refusal (and never the password)."""
+    with redis_server(password="R1ghtPw") as redis:
+        wrong = redis.url.replace("redis://", "redis://:Wr0ngPw@")
+        with relay_process("--redis", wrong, "--name", "site", "--timeout", "5") as (_, url):
+            async with httpx.AsyncClient(timeout=15, base_url=url) as http:
+                health = await http.get("healthz")
+                listed = await http.get("api/exports")
+    assert (health.status_code, listed.status_code) == (503, 503)
+    for text in (health.json()["reason"], listed.json()["error"]):
+        assert "AuthenticationFailureError" in text
+        assert "ExceptionGroup" not in text
+        assert "Wr0ngPw" not in text

@@ -162,3 +162,38 @@ async def test_a_refused_redis_password_is_named_on_healthz_never_shown() -> Non
         assert "AuthenticationFailureError" in text
         assert "ExceptionGroup" not in text
         assert "Wr0ngPw" not in text
+
+
+async def test_resuming_after_the_end_of_an_export_the_fleet_forgot_ends_at_once(
+    redis: RedisServer, sim: SenseSimulator, clock: ManualClock
+) -> None:
+    """G5: a browser's EventSource reconnects when a stream ends, with the terminal event's
+    token; once the export has left the server's list (a PluginManager restart), the
+    publisher forgets its state within a tick: the reconnect must still end at once (204),
+    not stay open for ever."""
+    export_id = sim.add_export(duration=60)
+    async with make_client(sim, clock) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(publisher(client, redis.url))
+        async with vdgexport.fleet.subscribe(redis.url, name="site", export_id=export_id) as ev:
+            await take(ev, 1)  # the fleet knows it
+        with fleet_relay(redis.url) as relay:
+            async with httpx.AsyncClient(timeout=15, base_url=relay) as http:
+                url = f"/api/exports/{export_id}/events"
+                async with sse(http, url) as stream:
+                    seen = await read_until(stream, lambda ev: len(ev) >= 2)
+                    sim.remove_export(export_id)
+                    seen += await read_until(stream, lambda ev: ev[-1].type == "ExportRemoved")
+                sim.restart()  # the removed export leaves the list (DESIGN §1)
+                async with coredis.Redis.from_url(redis.url, decode_responses=True) as r:
+                    with anyio.fail_after(10):  # the removed export leaves the list: forgotten
+                        while await r.hexists(KEYS.state, export_id):  # noqa: ASYNC110
+                            await anyio.sleep(0.01)
+                with anyio.fail_after(5):
+                    again = await http.get(url, headers={"Last-Event-ID": seen[-1].id or ""})
+                    async with vdgexport.fleet.subscribe(
+                        redis.url, name="site", export_id=export_id, since=seen[-1].id
+                    ) as events:
+                        after = [item async for item in events]
+        tasks.cancel_scope.cancel()
+    assert again.status_code == 204  # EventSource stops reconnecting
+    assert after == []

@@ -78,6 +78,7 @@ class Subscription:
         self._epoch: str | None = None
         self._cursor = "0-0"
         self._resync = False
+        self._resumed = False  # from a token: its export was known to the fleet then
         self._done = False
         self._reachable: bool | None = None
         self._lock = anyio.Lock()  # one reader at a time: two would read the same entries
@@ -158,6 +159,7 @@ class Subscription:
             since, self._since = self._since, None
             if since.resumable_after_entry:  # `_read` checks that it still can be
                 self._epoch, self._cursor = since.epoch, since.entry
+                self._resumed = True
             else:  # it left in the middle of a current state
                 self._resync = True
         if self._epoch is None:
@@ -199,6 +201,9 @@ class Subscription:
         if not entries:
             if state and any(isinstance(e, TERMINAL) for e in _events_of(self._export, state)):
                 self._done = True  # its terminal event came before the cursor: nothing follows
+                return
+            if self._resumed and self._export is not None and not state:
+                self._done = True  # it ended and left the server's list: the fleet forgot it
                 return
             # Only a wake-up: what came is read by the script, which checks the cursor again.
             await redis.xread({self._keys.stream: self._cursor}, count=1, block=_BLOCK_MS)
@@ -250,7 +255,8 @@ def subscribe(
     falls behind: if the stream is trimmed past the last event it read, or Redis loses
     entries it read (restored from an older snapshot), it resyncs. With ``export_id`` only
     that export's events come, ending after its terminal event (at once when ``since`` is
-    that event or after it). One subscription may be read by several tasks: each event goes
+    that event or after it, or when the fleet has forgotten the export since: it ended and
+    left the server's list). One subscription may be read by several tasks: each event goes
     to one of them. It waits for a publisher to lead, and for
     the export to appear: bound those waits with `anyio.fail_after`. Redis unreachable: it
     keeps trying with backoff.

@@ -206,3 +206,28 @@ async def test_publish_serves_its_metrics_and_health(
             assert "Redis unreachable" in health.json()["reason"]
     finally:
         publisher.close()
+
+
+@pytest.mark.slow
+async def test_a_stopped_leader_hands_its_lease_to_the_standby_at_once(
+    vdg_url: str, redis: RedisServer, sim: SenseSimulator
+) -> None:
+    sim.add_export(duration=100)
+    lease = 6.0  # renewed every 2 s: a lease left to run out lasts 4 s or more after a stop
+    a = PublisherProcess(vdg_url, redis.url, user="a", lease=lease, interval=INTERVAL)
+    b: PublisherProcess | None = None
+    try:
+        await a.says("leading")
+        b = PublisherProcess(vdg_url, redis.url, user="b", lease=lease, interval=INTERVAL)
+        await b.says("standing by")
+        a.signal(signal.SIGTERM)
+        stopped = anyio.current_time()
+        await b.says("leading", within=lease)
+        # the standby looks at least every third of a lease (2 s): it finds the lease free
+        assert anyio.current_time() - stopped < lease * 0.6
+        assert a.process.wait(timeout=10) == 0
+        assert a.said("stopped") is not None
+    finally:
+        a.close()
+        if b is not None:
+            b.close()

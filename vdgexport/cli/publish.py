@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ import anyio
 
 import vdgexport
 
-from .common import EXIT_ERROR, error, one_line
+from .common import EXIT_ERROR, EXIT_OK, error, one_line
 from .connect import make_client
 from .options import Options, count, positive
 
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"vdgexport: metrics at {url}/metrics and {url}/healthz", file=sys.stderr)
 
     async def main() -> BaseException | None:
-        async with client:
+        async with client, anyio.create_task_group() as tasks:
+            tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
             try:
                 await publisher.run()
             except Exception as exc:  # raised from task groups: find the cause in the group
@@ -137,12 +139,27 @@ def run(args: argparse.Namespace) -> int:
                 if found is None:
                     raise
                 return found
-        return None  # pragma: no cover - run() returns only by raising
+        return None  # stopped by SIGTERM or SIGINT: the lease was handed back
 
     failure = anyio.run(main, backend=args.backend)
-    if failure is not None:
-        error(one_line(failure))
+    if failure is None:
+        print("vdgexport: stopped", file=sys.stderr)
+        return EXIT_OK
+    error(one_line(failure))
     return EXIT_ERROR
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` at SIGTERM or SIGINT: the leader hands its lease back as it stops, and a
+    standby leads at once (not a lease later). Where signals cannot be received (Windows),
+    Ctrl-C still stops it, and the lease runs out by itself."""
+    try:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                scope.cancel()
+                return
+    except NotImplementedError:  # pragma: no cover - Windows
+        await anyio.sleep_forever()
 
 
 def find_error(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:

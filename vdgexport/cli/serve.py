@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
         from vdgexport.web import RelayStats, create_app
     except ImportError:
-        error(f"serve needs the web extra: {WEB_HINT}")
+        hint = "pip install 'vdgexport[cli,web,fleet]'" if args.redis else WEB_HINT
+        error(f"serve needs the web extra: {hint}")
         return EXIT_ERROR
     problem = _usage(args)
     if problem:

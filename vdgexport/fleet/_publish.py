@@ -25,6 +25,7 @@ from ._redis import (
     entry_order,
     is_transient,
     logger,
+    release,
     safe_url,
     unreachable_as_transient,
 )
@@ -151,6 +152,8 @@ class Publisher:
             finally:
                 self.leading = False
                 self._watching.clear()
+                if not scope.cancel_called:  # stopped (cancelled from outside) or failed
+                    await release(self._url, self._keys, self._token)
         reason = self._lost or "its lease ran out before it could renew it"
         logger.warning("lost the lead of fleet %r: %s", self._name, reason)
 
@@ -199,11 +202,10 @@ class Publisher:
     ) -> None:
         if not await self._begin(redis, scope):
             return
+        known = len(self._known)
+        plural = "" if known == 1 else "s"
         logger.info(
-            "leading fleet %r (epoch %s, %d exports known)",
-            self._name,
-            self.epoch,
-            len(self._known),
+            "leading fleet %r (epoch %s, %d export%s known)", self._name, self.epoch, known, plural
         )
         for export_id, state in list(self._known.items()):
             if not state.done:
@@ -237,7 +239,7 @@ class Publisher:
             keys=self._keys.all(), args=[self._token, new_epoch, self._retention, *carried]
         )
         if reply[0] == "lost":
-            self._step_down(scope, "another publisher took the lease")
+            self._step_down(scope, _TAKEN)
             return False
         self.epoch, self._last = str(reply[1]), str(reply[2])
         if reply[0] == "old":
@@ -324,7 +326,7 @@ class Publisher:
                 await anyio.sleep(wait)  # until it works or the lease runs out
                 wait = min(wait * 2, self._lease / 10)
         if reply in ("lost", "epoch"):
-            self._step_down(scope, "another publisher took the lease" if reply == "lost" else _LOST)
+            self._step_down(scope, _TAKEN if reply == "lost" else _LOST)
             await anyio.sleep_forever()
         if reply != "dup" and entry_order(str(reply)) > entry_order(self._last):
             self._last = str(reply)
@@ -337,7 +339,7 @@ class Publisher:
             return
         script = redis.register_script(PRUNE)
         if await script(keys=self._keys.all(), args=[self._token, *gone]) == -1:
-            self._step_down(scope, "another publisher took the lease")
+            self._step_down(scope, _TAKEN)
             await anyio.sleep_forever()
         for export_id in gone:
             self._known.pop(export_id, None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 import coredis
 import coredis.exceptions
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -202,6 +203,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+#: Hand the lease back if it is still token ARGV[1]'s (a clean stop): 1 if it was, else 0.
+RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
 #: Renew the lease of token ARGV[1] for ARGV[2] ms: 1, or 0 if it is not ours. Once the
 #: lead has begun (ARGV[3], its epoch, given), 2 if Redis lost the epoch or entries the
 #: leader wrote (ARGV[4] the last it knows): found within a third of a lease, writes or not.
@@ -294,3 +301,17 @@ local state = ''
 if ARGV[4] ~= '' and #entries == 0 then state = redis.call('HGET', KEYS[4], ARGV[4]) or '' end
 return {'ok', entries, state}
 """
+
+
+async def release(url: str, keys: Keys, token: str) -> None:
+    """Hand the lease back if it is still ``token``'s (a clean stop), so that a standby leads
+    at once rather than when the lease runs out: at most a second, on a connection of its own;
+    Redis unreachable: the lease runs out by itself."""
+    with anyio.move_on_after(1.0, shield=True):
+        try:
+            with unreachable_as_transient():
+                async with connect(url) as redis:
+                    await redis.register_script(RELEASE)(keys=[keys.lease], args=[token])
+        except Exception as exc:
+            if not is_transient(exc):
+                raise

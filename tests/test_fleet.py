@@ -262,10 +262,14 @@ async def test_a_snapshot_says_whether_a_publisher_leads_and_lists_the_exports(
         async with vdgexport.fleet.subscribe(redis.url, name="site") as events:
             await take(events, 4)
         now = await vdgexport.fleet.snapshot(redis.url, name="site")
+        one = await vdgexport.fleet.snapshot(redis.url, name="site", export_id=ids[1])
+        none = await vdgexport.fleet.snapshot(redis.url, name="site", export_id="999")
         tasks.cancel_scope.cancel()
     assert now.leading
     assert now.epoch is not None
     assert [e.export_id for e in now.exports] == ids
+    assert one.exports == now.exports[1:]  # only the export asked for
+    assert (none.epoch, none.exports) == (now.epoch, ())
 
 
 async def test_the_current_state_and_the_snapshot_show_the_progress_of_the_last_events(

@@ -28,10 +28,14 @@ class FleetSnapshot:
     exports: tuple[vdgexport.Export, ...]
 
 
-async def snapshot(redis_url: str, *, name: str) -> FleetSnapshot:
+async def snapshot(
+    redis_url: str, *, name: str, export_id: vdgexport.ExportId | None = None
+) -> FleetSnapshot:
     """The current exports of fleet ``name`` and whether a publisher leads it.
 
-    For health checks and for ``GET /api/exports`` of ``vdgexport serve --redis``.
+    For health checks and for ``GET /api/exports`` of ``vdgexport serve --redis``. With
+    ``export_id`` only that export is read (``exports`` holds it, or nothing when the fleet
+    does not know it): one state, however many the fleet holds.
 
     Raises:
         ValueError: not a Redis URL, or a bad fleet name.
@@ -49,7 +53,8 @@ async def snapshot(redis_url: str, *, name: str) -> FleetSnapshot:
     with unreachable_as_transient():
         async with redis:
             script = redis.register_script(SNAPSHOT)
-            reply: list[Any] = await script(keys=keys.all(), args=[""])
+            wanted = "" if export_id is None else str(export_id)
+            reply: list[Any] = await script(keys=keys.all(), args=[wanted])
             leading = bool(await redis.exists([keys.lease]))
     if not reply:
         return FleetSnapshot(None, leading, ())

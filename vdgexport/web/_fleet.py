@@ -82,8 +82,9 @@ class FleetSource:
             scope.cancel()
         await anyio.lowlevel.checkpoint()
 
-    async def snapshot(self) -> FleetSnapshot:
-        """The fleet's current exports and whether a publisher leads (`fleet.snapshot`).
+    async def snapshot(self, export_id: str | None = None) -> FleetSnapshot:
+        """The fleet's current exports (or only ``export_id``'s) and whether a publisher
+        leads (`fleet.snapshot`).
 
         Raises:
             RuntimeError: the source is not entered, or closed.
@@ -95,7 +96,7 @@ class FleetSource:
         self._check()
         try:
             with anyio.fail_after(self._timeout):
-                return await fleet.snapshot(self._url, name=self.name)
+                return await fleet.snapshot(self._url, name=self.name, export_id=export_id)
         except vdgexport.VdgError as exc:  # a state it cannot read
             raise vdgexport.VdgError(f"the fleet's state is unreadable ({exc})") from None
         except Exception as exc:  # coredis's errors, OSError, TimeoutError: unreachable
@@ -138,7 +139,7 @@ def fleet_routes(source: FleetSource, *, keepalive: float, stats: RelayStats) ->
     async def export(request: Request) -> Response:
         export_id = request.path_params["export_id"]
         try:
-            now = await source.snapshot()
+            now = await source.snapshot(export_id)
         except (vdgexport.VdgError, RuntimeError) as exc:
             return _unavailable(exc)
         for found in now.exports:
@@ -152,7 +153,7 @@ def fleet_routes(source: FleetSource, *, keepalive: float, stats: RelayStats) ->
         try:
             subscription = source.subscribe(export_id, since)
             if since is None:  # a new stream of an export the fleet does not know: 404
-                now = await source.snapshot()
+                now = await source.snapshot(export_id)
                 if all(e.export_id != export_id for e in now.exports):
                     return _unknown(export_id)
         except ValueError as exc:

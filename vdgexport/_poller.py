@@ -194,20 +194,23 @@ class Poller(Subscriptions):
                 return
         except Exception as exc:  # a bug must not kill the client's task group
             logger.exception("watch poller failed")
-            self._fail_all(exc)
-            self._listeners.fail(exc)
+            self._fail_every(exc)
             self._pace.failed(anyio.current_time(), self._min)
             return
         self._failures, self._outage = 0, None
         self._pace.succeeded(changed)
+
+    def _fail_every(self, exc: Exception) -> None:
+        """End every watch and every list watch with ``exc``."""
+        self._fail_all(exc)
+        self._listeners.fail(exc)
 
     def _failed(self, exc: VdgError) -> None:
         """No poll of this tick answered: an outage tick, or a permanent refusal."""
         self._current = None
         if not is_transient(exc):
             logger.warning("watch failed permanently: %s", exc)
-            self._fail_all(exc)
-            self._listeners.fail(exc)
+            self._fail_every(exc)
             self._pace.failed(anyio.current_time(), self._min)
             return
         self._failures += 1

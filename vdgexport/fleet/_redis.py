@@ -98,13 +98,23 @@ _CLOSING: dict[type[Any], type[Any]] = {}
 
 @contextmanager
 def unreachable_as_transient() -> Iterator[None]:
-    """Let a group of only transient Redis errors out as its first error (easier to catch)."""
+    """Let a group of only Redis errors (coredis raises from task groups of its own: Redis
+    unreachable, a refused password) out as its first error, easier to catch and to name."""
     try:
         yield
     except _Group as group:
-        if not is_transient(group):
+        if not _only_redis(group):
             raise
-        raise group.exceptions[0] from None
+        first: BaseException = group
+        while isinstance(first, _Group):
+            first = first.exceptions[0]
+        raise first from None
+
+
+def _only_redis(exc: BaseException) -> bool:
+    if isinstance(exc, _Group):
+        return all(_only_redis(e) for e in exc.exceptions)
+    return isinstance(exc, (coredis.exceptions.RedisError, *TRANSIENT))
 
 
 @dataclass(frozen=True, slots=True)

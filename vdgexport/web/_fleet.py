@@ -100,7 +100,7 @@ class FleetSource:
         except vdgexport.VdgError as exc:  # a state it cannot read
             raise vdgexport.VdgError(f"the fleet's state is unreadable ({exc})") from None
         except Exception as exc:  # coredis's errors, OSError, TimeoutError: unreachable
-            raise vdgexport.VdgError(f"Redis unreachable ({error_text(_first(exc))})") from None
+            raise vdgexport.VdgError(f"Redis unreachable ({error_text(exc)})") from None
 
     def subscribe(self, export_id: str | None = None, since: str | None = None) -> Subscription:
         """A `vdgexport.fleet.subscribe` of this fleet (`ValueError`: not a fleet token)."""
@@ -233,14 +233,6 @@ async def _pump(subscription: Subscription, send: MemoryObjectSendStream[bytes])
         except Exception as exc:  # the fleet's state could not be read: this stream alone ends
             logger.warning("fleet stream failed: %s", error_text(exc))
             await send.send(frame("error", {"export_id": None, "error": error_text(exc)}))
-
-
-def _first(exc: BaseException) -> BaseException:
-    """The first error inside exception groups: coredis raises a refused password, for one,
-    from a task group of its own."""
-    while inner := getattr(exc, "exceptions", ()):
-        exc = inner[0]
-    return exc
 
 
 def _unknown(export_id: str) -> JSONResponse:
